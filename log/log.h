@@ -1,0 +1,101 @@
+// The coordinator's durable event log on RocksDB, with group commit.
+//
+// Column families:
+//   events    lsn (8-byte big-endian) -> treaty.v1.LogRecord   every event, in append order
+//   txns      xid -> treaty.v1.TxnRecord                       active (unfinished) transactions
+//   outcomes  xid -> treaty.v1.TxnRecord                       finished transactions (COMMITTED/ABORTED)
+//   meta      key -> bytes   schema marker, registered services ("service/<name>"), ...
+// An Append writes the events and the folded txns/outcomes records in one WriteBatch, so the
+// per-transaction records never disagree with the events.
+//
+// Group commit: Append only enqueues. One writer thread drains everything queued into a single
+// WriteBatch, writes it with sync=true (one fsync), then completes every caller of that batch.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "treaty/v1/log.pb.h"
+
+namespace treaty::log {
+
+struct LogOptions {
+  // Directory of the RocksDB database; created if missing. A directory holding a database that is
+  // not a Treaty log (no schema marker) is refused with FAILED_PRECONDITION.
+  std::string dir;
+  // true: concurrent appends share one synced WriteBatch. false: one synced write per Append
+  // (the benchmark's baseline). Default true.
+  bool group_commit = true;
+  // Upper bound on events in one WriteBatch; bounds a batch's latency and memory. Default 4096.
+  size_t max_batch_events = 4096;
+  // fsync each batch. Only tests that do not care about durability turn this off. Default true.
+  bool sync = true;
+};
+
+struct LogStats {
+  uint64_t appends = 0;       // Append calls completed
+  uint64_t events = 0;        // events written
+  uint64_t batches = 0;       // WriteBatches written
+  uint64_t syncs = 0;         // synced writes (fsyncs)
+  uint64_t sync_micros = 0;   // total time spent in synced writes, microseconds
+};
+
+// Called once per Append, on the log's writer thread, after the events are durable (or failed).
+// last_lsn is the lsn of the Append's last event.
+using AppendDone = std::function<void(Status status, uint64_t last_lsn)>;
+
+class EventLog {
+ public:
+  // Opens (or creates) the log. Errors: FAILED_PRECONDITION for a directory that is not a Treaty
+  // log, CORRUPTION if RocksDB reports corruption, UNAVAILABLE for I/O errors (e.g. lock held by
+  // another process). Each message names the directory and what to do.
+  static Result<std::unique_ptr<EventLog>> Open(const LogOptions& options);
+
+  // Waits for queued appends to finish, then closes the database.
+  ~EventLog();
+  EventLog(const EventLog&) = delete;
+  EventLog& operator=(const EventLog&) = delete;
+
+  // Thread-safe. Queues events (each must name an xid and set exactly one event) and calls done
+  // when they are durable. Events of one Append are written atomically and in order; lsns follow
+  // Append call order. An event that contradicts the transaction's history (a second decision
+  // that differs from the first, a decision for an unknown xid, END before a decision) fails the
+  // whole Append with FAILED_PRECONDITION and writes nothing of it.
+  void Append(std::vector<v1::LogEvent> events, AppendDone done);
+
+  // Every unfinished transaction (the txns column family). For recovery.
+  Result<std::vector<v1::TxnRecord>> LoadActive() const;
+
+  // The transaction's record, active or finished; nullopt if the xid was never logged.
+  Result<std::optional<v1::TxnRecord>> Find(std::string_view xid) const;
+
+  // Up to max records with lsn >= from_lsn, in lsn order. CORRUPTION names the bad lsn.
+  Result<std::vector<v1::LogRecord>> Read(uint64_t from_lsn, size_t max) const;
+
+  // Meta entries. PutMeta is synced. ScanMeta returns every (key, value) whose key starts with prefix.
+  Status PutMeta(std::string_view key, std::string_view value);
+  Result<std::optional<std::string>> GetMeta(std::string_view key) const;
+  Result<std::vector<std::pair<std::string, std::string>>> ScanMeta(std::string_view prefix) const;
+
+  // Lsn of the last durable event (0 for an empty log).
+  uint64_t last_lsn() const;
+  LogStats Stats() const;
+
+ private:
+  struct Impl;
+  explicit EventLog(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The fold of one event into a transaction record (pure; exposed for tests). rec starts empty
+// (default instance) for a new xid. Returns FAILED_PRECONDITION if the event contradicts rec.
+Status Fold(const v1::LogEvent& event, uint64_t lsn, v1::TxnRecord* rec);
+
+}  // namespace treaty::log

@@ -3,7 +3,7 @@
 // Column families:
 //   events    lsn (8-byte big-endian) -> treaty.v1.LogRecord   every event, in append order
 //   txns      xid -> treaty.v1.TxnRecord                       active (unfinished) transactions
-//   outcomes  xid -> treaty.v1.TxnRecord                       finished transactions (COMMITTED/ABORTED)
+//   outcomes  xid -> treaty.v1.TxnRecord                       finished (COMMITTED/ABORTED)
 //   meta      key -> bytes   schema marker, registered services ("service/<name>"), ...
 // An Append writes the events and the folded txns/outcomes records in one WriteBatch, so the
 // per-transaction records never disagree with the events.
@@ -37,25 +37,33 @@ struct LogOptions {
   size_t max_batch_events = 4096;
   // fsync each batch. Only tests that do not care about durability turn this off. Default true.
   bool sync = true;
+  // Fault point for tests: when N > 0, every Nth batch write fails with UNAVAILABLE
+  // ("injected fault") without touching the database; the other batches are unaffected. Open sets
+  // it from the environment variable TREATY_FAULT_LOG_FAIL_EVERY=N when that is present (a value
+  // that is not a positive integer makes Open fail with INVALID_ARGUMENT). Default 0 (off).
+  uint32_t fail_every_n_batches = 0;
 };
 
 struct LogStats {
-  uint64_t appends = 0;       // Append calls completed
-  uint64_t events = 0;        // events written
-  uint64_t batches = 0;       // WriteBatches written
-  uint64_t syncs = 0;         // synced writes (fsyncs)
-  uint64_t sync_micros = 0;   // total time spent in synced writes, microseconds
+  uint64_t appends = 0;      // Append calls completed
+  uint64_t events = 0;       // events written
+  uint64_t batches = 0;      // WriteBatches written
+  uint64_t syncs = 0;        // synced writes (fsyncs)
+  uint64_t sync_micros = 0;  // total time spent in synced writes, microseconds
 };
 
 // Called once per Append, on the log's writer thread, after the events are durable (or failed).
-// last_lsn is the lsn of the Append's last event.
+// last_lsn is the lsn of the Append's last event (0 when status is not OK). An Append made after
+// the log began shutting down is completed at once on the caller's thread with UNAVAILABLE.
+// A callback may call Append again; it must not destroy the EventLog.
 using AppendDone = std::function<void(Status status, uint64_t last_lsn)>;
 
 class EventLog {
  public:
   // Opens (or creates) the log. Errors: FAILED_PRECONDITION for a directory that is not a Treaty
   // log, CORRUPTION if RocksDB reports corruption, UNAVAILABLE for I/O errors (e.g. lock held by
-  // another process). Each message names the directory and what to do.
+  // another process), INVALID_ARGUMENT for bad options (empty dir, max_batch_events == 0, a bad
+  // TREATY_FAULT_LOG_FAIL_EVERY). Each message names the directory and what to do.
   static Result<std::unique_ptr<EventLog>> Open(const LogOptions& options);
 
   // Waits for queued appends to finish, then closes the database.
@@ -67,7 +75,11 @@ class EventLog {
   // when they are durable. Events of one Append are written atomically and in order; lsns follow
   // Append call order. An event that contradicts the transaction's history (a second decision
   // that differs from the first, a decision for an unknown xid, END before a decision) fails the
-  // whole Append with FAILED_PRECONDITION and writes nothing of it.
+  // whole Append with FAILED_PRECONDITION and writes nothing of it; an empty Append, an event
+  // without an xid or without an event fails with INVALID_ARGUMENT, one over 1 GiB encoded with
+  // RESOURCE_EXHAUSTED. If the database write fails, every Append of that batch fails with
+  // UNAVAILABLE and, because the write's effect on disk is then unknown, every later Append fails
+  // with UNAVAILABLE until the process reopens the log.
   void Append(std::vector<v1::LogEvent> events, AppendDone done);
 
   // Every unfinished transaction (the txns column family). For recovery.
@@ -79,7 +91,8 @@ class EventLog {
   // Up to max records with lsn >= from_lsn, in lsn order. CORRUPTION names the bad lsn.
   Result<std::vector<v1::LogRecord>> Read(uint64_t from_lsn, size_t max) const;
 
-  // Meta entries. PutMeta is synced. ScanMeta returns every (key, value) whose key starts with prefix.
+  // Meta entries. PutMeta is synced. ScanMeta returns every (key, value) whose key starts with
+  // prefix, in key order.
   Status PutMeta(std::string_view key, std::string_view value);
   Result<std::optional<std::string>> GetMeta(std::string_view key) const;
   Result<std::vector<std::pair<std::string, std::string>>> ScanMeta(std::string_view prefix) const;
@@ -95,7 +108,9 @@ class EventLog {
 };
 
 // The fold of one event into a transaction record (pure; exposed for tests). rec starts empty
-// (default instance) for a new xid. Returns FAILED_PRECONDITION if the event contradicts rec.
+// (default instance) for a new xid. Returns FAILED_PRECONDITION if the event contradicts rec,
+// INVALID_ARGUMENT if the event has no xid, no event, no decision or another xid than rec; on
+// error rec is unchanged. Repeating a decision or an END is idempotent (OK).
 Status Fold(const v1::LogEvent& event, uint64_t lsn, v1::TxnRecord* rec);
 
 }  // namespace treaty::log

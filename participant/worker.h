@@ -1,0 +1,116 @@
+// The participant's single worker thread: executes every handler, applies the barrier rules
+// (participant.h) and group-commits (one WAL sync per round, responses after the sync).
+// Private to participant/.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "participant/participant.h"
+#include "participant/store.h"
+
+namespace treaty::participant {
+
+// One unit of work for the worker. Responses are serialized protobuf messages of the matching
+// participant.* method (the raw handler output for kQuery).
+struct Request {
+  enum class Kind { kPrepare, kCommit, kAbort, kInspect, kQuery };
+  Kind kind = Kind::kPrepare;
+  std::string xid;
+  uint32_t branch_id = 0;
+  std::string op;                       // kPrepare
+  std::string payload;                  // kPrepare, kQuery
+  const QueryHandler* query = nullptr;  // kQuery; owned by the Participant
+  // Called exactly once, on the worker thread (or the submitting thread if refused).
+  std::function<void(Result<std::string>)> done;
+};
+
+struct WorkerOptions {
+  std::string service;
+  bool sync = true;
+  size_t max_queued_requests = 65536;
+  size_t max_round_requests = 1024;
+  const Clock* clock = nullptr;  // not owned; required
+};
+
+class Worker {
+ public:
+  // store and ops must outlive the Worker; ops must not change while it runs.
+  Worker(Store& store, const std::map<std::string, OpHandlers>& ops, WorkerOptions options);
+  // Stops (see Stop).
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Seeds the in-memory set of prepared branches. They are in doubt at once (their age counts
+  // from the start of this process, not from their recorded time). REQUIRES: before Start.
+  void LoadPrepared(const std::vector<PreparedBranch>& branches);
+
+  void Start();
+  // Executes what is already queued, then joins the thread. Later Submits are refused.
+  void Stop();
+
+  // Thread-safe. Queues r; refuses it (done called at once) with UNAVAILABLE when stopped and
+  // RESOURCE_EXHAUSTED when max_queued_requests are waiting.
+  void Submit(Request r);
+
+  // Thread-safe. Up to max PREPARED branches prepared at least older_than_ms before now_unix_ms,
+  // in (xid, branch_id) order.
+  std::vector<PreparedBranch> InDoubt(int64_t now_unix_ms, int64_t older_than_ms, size_t max) const;
+
+  size_t prepared() const;
+  uint64_t requests() const { return requests_.load(); }
+  uint64_t rounds() const { return rounds_.load(); }
+  uint64_t syncs() const { return syncs_.load(); }
+
+ private:
+  void Run();
+  Result<std::string> Execute(const Request& r);
+  Result<std::string> Prepare(const Request& r);
+  Result<std::string> Commit(const Request& r);
+  Result<std::string> Abort(const Request& r);
+  // Runs the commit or abort handler of a PREPARED branch and records the outcome.
+  Result<std::string> Decide(const Request& r, const BarrierRecord& prepared, bool commit);
+  Result<std::string> Inspect(const Request& r);
+  Result<std::string> Query(const Request& r);
+  // Writes txn (not synced) and marks the round as needing a sync.
+  Status Write(StoreTxn& txn);
+
+  void AddPrepared(const std::string& xid, uint32_t branch_id, int64_t prepared_unix_ms);
+  void RemovePrepared(const std::string& xid, uint32_t branch_id);
+
+  Store& store_;
+  const std::map<std::string, OpHandlers>& ops_;
+  const WorkerOptions options_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Request> queue_;  // guarded by mu_
+  bool stopping_ = false;      // guarded by mu_
+  std::thread thread_;
+
+  // Worker thread only: writes since the last successful sync.
+  bool unsynced_ = false;
+
+  mutable std::mutex prepared_mu_;
+  // (xid, branch_id) -> prepared_unix_ms of every PREPARED branch. Guarded by prepared_mu_.
+  std::map<std::pair<std::string, uint32_t>, int64_t> prepared_;
+
+  std::atomic<uint64_t> requests_{0};
+  std::atomic<uint64_t> rounds_{0};
+  std::atomic<uint64_t> syncs_{0};
+};
+
+}  // namespace treaty::participant

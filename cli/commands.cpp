@@ -1,0 +1,171 @@
+#include "cli/commands.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <chrono>
+#include <iomanip>
+#include <sstream>
+
+#include "cli/tx_file.h"
+#include "common/random.h"
+#include "net/proto_codec.h"
+#include "net/rpc.h"
+#include "treaty/v1/methods.h"
+
+namespace treaty::cli {
+namespace {
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
+  return out;
+}
+
+bool IsCommitted(v1::TxState s) { return s == v1::COMMITTING || s == v1::COMMITTED; }
+bool IsAborted(v1::TxState s) { return s == v1::ABORTING || s == v1::ABORTED; }
+
+// Calls the first reachable coordinator. Another address is tried only when the call could not
+// be delivered (UNAVAILABLE); requests are idempotent (Submit carries its xid).
+Result<std::string> CallCoordinator(const GlobalOptions& global, const char* method,
+                                    const std::string& payload) {
+  net::RpcClient client;
+  Status last = Status::Unavailable("no coordinator address given");
+  for (const auto& address : global.coordinators) {
+    auto r = client.Call(address, method, payload, global.timeout_ms);
+    if (r.ok() || r.status().code() != StatusCode::kUnavailable) return r;
+    last = r.status().WithPrefix("coordinator " + address);
+  }
+  return last;
+}
+
+void PrintError(std::ostream& err, const Status& s, const std::string& xid) {
+  switch (s.code()) {
+    case StatusCode::kUnavailable:
+      err << "error: cannot reach the coordinator: " << s.message() << "\n";
+      break;
+    case StatusCode::kDeadlineExceeded:
+      err << "error: no answer within the timeout; the outcome is not known yet";
+      if (!xid.empty()) err << ". Check with: treaty tx get " << xid;
+      err << "\n";
+      break;
+    case StatusCode::kResourceExhausted:
+      err << "error: the coordinator is too busy, retry later (" << s.message() << ")\n";
+      break;
+    default:
+      err << "error: " << s.ToString() << "\n";
+  }
+}
+
+std::string FormatUnixMs(int64_t ms) {
+  if (ms <= 0) return "-";
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::ostringstream s;
+  s << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S") << "." << std::setw(3) << std::setfill('0')
+    << ms % 1000 << "Z";
+  return s.str();
+}
+
+}  // namespace
+
+int ExitCodeFor(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk: return kExitOk;
+    case StatusCode::kUnavailable: return kExitUnreachable;
+    case StatusCode::kDeadlineExceeded: return kExitUnknown;
+    case StatusCode::kResourceExhausted: return kExitBusy;
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kNotFound:
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kFailedPrecondition: return kExitRejected;
+    default: return kExitError;
+  }
+}
+
+Result<std::vector<std::string>> ParseAddressList(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream in(list);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (item.empty()) return Status::InvalidArgument("empty address in list '" + list + "'");
+    out.push_back(item);
+  }
+  if (out.empty()) return Status::InvalidArgument("no coordinator address given");
+  return out;
+}
+
+int SubmitTwoPc(const GlobalOptions& global, const SubmitOptions& submit, std::ostream& out,
+                std::ostream& err) {
+  auto req = LoadTwoPcFile(submit.file);
+  if (!req.ok()) {
+    err << "error: " << req.status().message() << "\n";
+    return kExitError;
+  }
+  if (!submit.xid.empty()) req->set_xid(submit.xid);
+  if (req->xid().empty()) {
+    // Chosen here, not by the coordinator, so that retrying on another address is idempotent.
+    SeededRandom random(EntropySeed());
+    req->set_xid(NewXid(random, "tx"));
+  }
+  req->set_wait(submit.wait);
+  auto resp = net::Decode<v1::SubmitResponse>(
+      CallCoordinator(global, v1::methods::kSubmit, req->SerializeAsString()));
+  if (!resp.ok()) {
+    PrintError(err, resp.status(), req->xid());
+    return ExitCodeFor(resp.status());
+  }
+  v1::TxState state = resp->state();
+  if (global.output == "json") {
+    out << ToJson(*resp) << "\n";
+  } else {
+    std::string word = IsCommitted(state) ? "committed"
+                       : IsAborted(state) ? "aborted"
+                                          : "submitted";
+    out << "xid     " << resp->xid() << "\n"
+        << "state   " << v1::TxState_Name(state) << " (" << word << ")\n";
+    if (!resp->reason().empty()) out << "reason  " << resp->reason() << "\n";
+  }
+  if (IsAborted(state)) return kExitAborted;
+  if (submit.wait && !IsCommitted(state)) return kExitUnknown;
+  return kExitOk;
+}
+
+int GetTransaction(const GlobalOptions& global, const std::string& xid, std::ostream& out,
+                   std::ostream& err) {
+  v1::GetTransactionRequest req;
+  req.set_xid(xid);
+  auto resp = net::Decode<v1::GetTransactionResponse>(
+      CallCoordinator(global, v1::methods::kGetTransaction, req.SerializeAsString()));
+  if (!resp.ok()) {
+    PrintError(err, resp.status(), "");
+    return ExitCodeFor(resp.status());
+  }
+  const v1::Transaction& tx = resp->transaction();
+  if (global.output == "json") {
+    out << ToJson(tx) << "\n";
+    return kExitOk;
+  }
+  out << "xid       " << tx.xid() << "\n"
+      << "state     " << v1::TxState_Name(tx.state()) << "\n";
+  if (!tx.reason().empty()) out << "reason    " << tx.reason() << "\n";
+  out << "created   " << FormatUnixMs(tx.created_unix_ms()) << "\n"
+      << "updated   " << FormatUnixMs(tx.updated_unix_ms()) << "\n\n";
+  out << std::left << std::setw(8) << "BRANCH" << std::setw(20) << "SERVICE" << std::setw(12)
+      << "OP" << std::setw(11) << "VOTE" << std::setw(7) << "ACKED" << std::setw(10)
+      << "ATTEMPTS"
+      << "LAST ERROR\n";
+  for (const auto& b : tx.branches()) {
+    std::string vote = v1::Vote_Name(b.vote());
+    if (b.vote() == v1::VOTE_UNSPECIFIED) vote = "-";
+    out << std::left << std::setw(8) << b.branch_id() << std::setw(20) << b.service()
+        << std::setw(12) << b.op() << std::setw(11) << vote << std::setw(7)
+        << (b.acknowledged() ? "yes" : "no") << std::setw(10) << b.attempts()
+        << (b.last_error().empty() ? "-" : b.last_error()) << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace treaty::cli

@@ -1,0 +1,54 @@
+// The treaty CLI's commands, separated from flag parsing (main.cpp) so they can be tested.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace treaty::cli {
+
+// Exit codes of `treaty` (documented in the README).
+enum ExitCode : int {
+  kExitOk = 0,           // success; with --wait: the transaction committed
+  kExitError = 1,        // local error: unreadable or invalid file, bad JSON
+  kExitUsage = 2,        // wrong flags or arguments
+  kExitAborted = 3,      // the transaction aborted
+  kExitUnknown = 4,      // outcome not known yet (deadline passed while waiting)
+  kExitRejected = 5,     // the coordinator refused the request (invalid, unknown service, ...)
+  kExitUnreachable = 6,  // no coordinator could be reached
+  kExitBusy = 7,         // the coordinator is overloaded; retry later
+};
+
+struct GlobalOptions {
+  // Coordinator addresses; tried in order while one is unreachable.
+  std::vector<std::string> coordinators = {"127.0.0.1:7700"};
+  // Budget of each request (for submit --wait: of the whole wait), milliseconds.
+  int64_t timeout_ms = 30'000;
+  // "table" for people, "json" for scripts.
+  std::string output = "table";
+};
+
+struct SubmitOptions {
+  std::string file;  // path or "-"
+  std::string xid;   // overrides the file's xid; generated when both are empty
+  bool wait = false;
+};
+
+// `treaty submit 2pc`. Returns an ExitCode.
+int SubmitTwoPc(const GlobalOptions& global, const SubmitOptions& submit, std::ostream& out,
+                std::ostream& err);
+
+// `treaty tx get XID`. Returns an ExitCode.
+int GetTransaction(const GlobalOptions& global, const std::string& xid, std::ostream& out,
+                   std::ostream& err);
+
+// Maps a failed call's status to an exit code.
+int ExitCodeFor(const Status& status);
+
+// Splits "a:1,b:2" into addresses; INVALID_ARGUMENT for an empty list or an empty element.
+Result<std::vector<std::string>> ParseAddressList(const std::string& list);
+
+}  // namespace treaty::cli

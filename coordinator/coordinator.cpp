@@ -1,0 +1,347 @@
+// The coordinator shell: executes the 2PC core's effects with Asio, the RPC transport and the log.
+#include "coordinator/coordinator.h"
+
+#include <spdlog/spdlog.h>
+
+#include <asio.hpp>
+#include <chrono>
+#include <map>
+#include <unordered_map>
+
+#include "common/clock.h"
+#include "common/random.h"
+#include "coordinator/admin_http.h"
+#include "coordinator/metrics.h"
+#include "coordinator/registry.h"
+#include "coordinator/transactions.h"
+#include "log/log.h"
+#include "net/proto_codec.h"
+#include "net/rpc.h"
+#include "treaty/v1/methods.h"
+#include "treaty/v1/participant.pb.h"
+
+namespace treaty::coordinator {
+
+// Longest client-chosen xid; xids are keys in the log and appear in every log line.
+inline constexpr size_t kMaxXidBytes = 128;
+
+struct Coordinator::Impl {
+  CoordinatorOptions options;
+  SystemClock clock;
+  SeededRandom random{EntropySeed()};
+  // Declared before the log so that it is destroyed after it: the log's last completions post
+  // into this (already stopped) io_context.
+  net::IoThread io_thread;
+  std::unique_ptr<log::EventLog> log;
+  std::unique_ptr<Registry> registry;
+  std::unique_ptr<Metrics> metrics;
+  std::unique_ptr<TwoPcCore> core;
+  std::unique_ptr<net::RpcServer> server;
+  std::unique_ptr<AdminServer> admin;
+  std::map<std::string, std::shared_ptr<net::RpcChannel>> channels;  // by participant address
+  std::unordered_map<uint64_t, net::Responder> waiting;             // Submit callers by client id
+  uint64_t next_client = 1;
+  bool stopped = false;
+
+  // Stops the I/O thread before any member it uses is destroyed.
+  ~Impl() {
+    if (server) server->Stop();
+    io_thread.Stop();
+  }
+
+  asio::io_context& io() { return io_thread.io(); }
+
+  // ---- effects ----
+
+  void Execute(Effects fx) {
+    for (auto& a : fx.appends) Append(std::move(a));
+    for (auto& c : fx.calls) Call(std::move(c));
+    for (const auto& t : fx.timers) StartTimer(t);
+    for (auto& r : fx.replies) SendReply(std::move(r));
+    for (const auto& f : fx.finished) {
+      metrics->TxFinished(f.state, f.duration_ms);
+      spdlog::debug("xid={} finished state={} duration_ms={}", f.xid, v1::TxState_Name(f.state),
+                    f.duration_ms);
+    }
+    metrics->SetActive(core->active());
+  }
+
+  void Append(AppendLog a) {
+    std::string xid = a.event.xid();
+    LogStep step = a.step;
+    std::vector<v1::LogEvent> events;
+    events.push_back(std::move(a.event));
+    log->Append(std::move(events), [this, xid, step](Status s, uint64_t) {
+      asio::post(io(), [this, xid, step, s] {
+        if (!s.ok()) spdlog::error("xid={} log append failed: {}", xid, s.ToString());
+        Execute(core->Handle(LogDone{xid, step, s}));
+      });
+    });
+  }
+
+  std::shared_ptr<net::RpcChannel> ChannelTo(const std::string& address) {
+    auto& ch = channels[address];
+    if (!ch) ch = net::RpcChannel::Create(io(), address);
+    return ch;
+  }
+
+  void Call(CallParticipant c) {
+    auto address = registry->AddressOf(c.service);
+    if (!address) {
+      Status s = Status::Unavailable("service " + c.service + " is not registered");
+      asio::post(io(), [this, xid = c.xid, branch = c.branch, phase = c.phase, s] {
+        Execute(core->Handle(CallFailed{xid, branch, phase, s}));
+      });
+      return;
+    }
+    std::string payload;
+    const char* method = nullptr;
+    int64_t deadline_ms = options.decision_call_timeout_ms;
+    if (c.phase == Phase::kPrepare) {
+      v1::PrepareRequest req;
+      req.set_xid(c.xid);
+      req.set_branch_id(c.branch);
+      req.set_op(c.op);
+      req.set_payload(c.payload);
+      payload = req.SerializeAsString();
+      method = v1::methods::kPrepare;
+      deadline_ms = std::max<int64_t>(1, c.deadline_ms);
+    } else {
+      v1::DecisionRequest req;
+      req.set_xid(c.xid);
+      req.set_branch_id(c.branch);
+      payload = req.SerializeAsString();
+      method = c.phase == Phase::kCommit ? v1::methods::kCommit : v1::methods::kAbort;
+    }
+    ChannelTo(*address)->Call(
+        method, std::move(payload), deadline_ms,
+        [this, xid = c.xid, branch = c.branch, phase = c.phase,
+         service = c.service](Result<std::string> r) {
+          if (stopped) return;
+          if (!r.ok()) {
+            spdlog::debug("xid={} branch={} {} to {} failed: {}", xid, branch, PhaseName(phase),
+                          service, r.status().ToString());
+            Execute(core->Handle(CallFailed{xid, branch, phase, r.status()}));
+            return;
+          }
+          if (phase != Phase::kPrepare) {
+            Execute(core->Handle(Acked{xid, branch, phase}));
+            return;
+          }
+          auto vote = net::Decode<v1::PrepareResponse>(r);
+          if (!vote.ok()) {
+            Execute(core->Handle(CallFailed{xid, branch, phase, vote.status()}));
+            return;
+          }
+          Execute(core->Handle(VoteReceived{xid, branch, vote->vote(), vote->reason()}));
+        });
+  }
+
+  void StartTimer(const SetTimer& t) {
+    auto timer = std::make_shared<asio::steady_timer>(io(), std::chrono::milliseconds(t.delay_ms));
+    timer->async_wait([this, timer, xid = t.xid, id = t.timer_id](const asio::error_code& ec) {
+      if (ec || stopped) return;
+      Execute(core->Handle(TimerFired{xid, id}));
+    });
+  }
+
+  void SendReply(Reply r) {
+    auto it = waiting.find(r.client);
+    if (it == waiting.end()) return;
+    net::Responder respond = std::move(it->second);
+    waiting.erase(it);
+    if (!r.status.ok()) {
+      respond(r.status);
+      return;
+    }
+    v1::SubmitResponse resp;
+    resp.set_xid(r.xid);
+    resp.set_state(r.state);
+    resp.set_reason(r.reason);
+    respond(resp.SerializeAsString());
+  }
+
+  // ---- client API ----
+
+  void HandleSubmit(v1::SubmitRequest req, net::Responder respond) {
+    if (req.xid().empty()) req.set_xid(NewXid(random, "tx"));
+    if (req.xid().size() > kMaxXidBytes) {
+      metrics->SubmitRejected();
+      respond(Status::InvalidArgument("xid is longer than " + std::to_string(kMaxXidBytes) +
+                                      " bytes"));
+      return;
+    }
+    if (!core->Get(req.xid())) {
+      // Not held in memory: it may be finished (or ending) in the log.
+      auto found = log->Find(req.xid());
+      if (!found.ok()) {
+        respond(found.status());
+        return;
+      }
+      if (found->has_value()) {
+        respond(ReplyForLogged(req, **found));
+        return;
+      }
+      Status s = CheckNewSubmission(req);
+      if (!s.ok()) {
+        metrics->SubmitRejected();
+        spdlog::debug("xid={} submission refused: {}", req.xid(), s.ToString());
+        respond(s);
+        return;
+      }
+      metrics->TxSubmitted();
+    }
+    uint64_t client = next_client++;
+    waiting.emplace(client, std::move(respond));
+    Submit in;
+    in.xid = req.xid();
+    in.branches.assign(req.branches().begin(), req.branches().end());
+    in.prepare_timeout_ms = req.prepare_timeout_ms();
+    in.wait = req.wait();
+    in.client = client;
+    Execute(core->Handle(in));
+  }
+
+  Status CheckNewSubmission(const v1::SubmitRequest& req) const {
+    for (const auto& b : req.branches()) {
+      if (!b.service().empty() && !registry->AddressOf(b.service())) {
+        return Status::NotFound("unknown service '" + b.service() +
+                                "' (registered: " + registry->Names() + ")");
+      }
+    }
+    if (core->active() >= options.max_active_transactions) {
+      return Status::ResourceExhausted("coordinator is holding " +
+                                       std::to_string(core->active()) +
+                                       " transactions (the limit); retry after 100 ms");
+    }
+    return Status::Ok();
+  }
+
+  Result<std::string> ReplyForLogged(const v1::SubmitRequest& req, const v1::TxnRecord& rec) {
+    if (!SameBranches(req.branches(), rec.branches())) {
+      return Status::AlreadyExists("xid " + req.xid() +
+                                   " was already used for a different transaction");
+    }
+    v1::SubmitResponse resp;
+    resp.set_xid(rec.xid());
+    resp.set_state(rec.state());
+    resp.set_reason(rec.reason());
+    return resp.SerializeAsString();
+  }
+
+  Result<std::string> HandleGet(const v1::GetTransactionRequest& req) {
+    v1::GetTransactionResponse resp;
+    if (auto live = core->Get(req.xid())) {
+      *resp.mutable_transaction() = std::move(*live);
+      return resp.SerializeAsString();
+    }
+    auto found = log->Find(req.xid());
+    if (!found.ok()) return found.status();
+    if (!found->has_value()) {
+      return Status::NotFound("no transaction with xid " + req.xid() +
+                              " (never submitted, or not yet logged)");
+    }
+    *resp.mutable_transaction() = TransactionFromRecord(**found);
+    return resp.SerializeAsString();
+  }
+
+  Result<std::string> HandleQueryOutcome(const v1::QueryOutcomeRequest& req) {
+    v1::QueryOutcomeResponse resp;
+    if (auto outcome = core->OutcomeOf(req.xid())) {
+      resp.set_outcome(*outcome);
+      return resp.SerializeAsString();
+    }
+    auto found = log->Find(req.xid());
+    if (!found.ok()) return found.status();
+    resp.set_outcome(found->has_value() ? OutcomeOfRecord(**found) : v1::OUTCOME_ABORT);
+    return resp.SerializeAsString();
+  }
+
+  Status HandleRegister(const v1::RegisterRequest& req) {
+    return registry->Register(req.service(), req.address(), clock.UnixMs());
+  }
+
+  // Registers a handler that decodes Req and answers synchronously with fn's result.
+  template <typename Req, typename Fn>
+  void Serve(const char* method, Fn fn) {
+    server->Register(method, [this, fn](std::string payload, uint32_t, net::Responder respond) {
+      if (stopped) return respond(Status::Unavailable("coordinator is shutting down"));
+      auto req = net::DecodeRequest<Req>(payload);
+      if (!req.ok()) return respond(req.status());
+      respond(fn(*req));
+    });
+  }
+
+  void RegisterHandlers() {
+    server->Register(v1::methods::kSubmit,
+                     [this](std::string payload, uint32_t, net::Responder respond) {
+                       if (stopped) return respond(Status::Unavailable("shutting down"));
+                       auto req = net::DecodeRequest<v1::SubmitRequest>(payload);
+                       if (!req.ok()) return respond(req.status());
+                       HandleSubmit(std::move(*req), std::move(respond));
+                     });
+    Serve<v1::GetTransactionRequest>(v1::methods::kGetTransaction,
+                                     [this](const auto& r) { return HandleGet(r); });
+    Serve<v1::QueryOutcomeRequest>(v1::methods::kQueryOutcome,
+                                   [this](const auto& r) { return HandleQueryOutcome(r); });
+    Serve<v1::RegisterRequest>(v1::methods::kRegister,
+                               [this](const auto& r) -> Result<std::string> {
+                                 Status s = HandleRegister(r);
+                                 if (!s.ok()) return s;
+                                 return v1::RegisterResponse().SerializeAsString();
+                               });
+  }
+};
+
+Result<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions& options) {
+  if (options.data_dir.empty()) return Status::InvalidArgument("--data-dir is required");
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  log::LogOptions log_options;
+  log_options.dir = options.data_dir;
+  log_options.group_commit = options.group_commit;
+  auto log = log::EventLog::Open(log_options);
+  if (!log.ok()) return log.status();
+  impl->log = std::move(*log);
+  impl->registry = std::make_unique<Registry>(*impl->log);
+  TREATY_RETURN_IF_ERROR(impl->registry->Load());
+  auto active = impl->log->LoadActive();
+  if (!active.ok()) return active.status();
+  impl->metrics = std::make_unique<Metrics>(impl->log.get());
+  impl->core = std::make_unique<TwoPcCore>(options.core, impl->clock, impl->random);
+  impl->server = std::make_unique<net::RpcServer>(impl->io());
+  impl->RegisterHandlers();
+
+  // Resume unfinished transactions before the first client request is read.
+  Impl* raw = impl.get();
+  spdlog::info("recovering {} unfinished transactions from {}", active->size(), options.data_dir);
+  asio::post(impl->io(), [raw, records = std::move(*active)] {
+    raw->Execute(raw->core->Recover(records));
+  });
+  TREATY_RETURN_IF_ERROR(impl->server->Listen(options.listen));
+  spdlog::info("treatyd listening on {} (data dir {}, group commit {})", options.listen,
+               options.data_dir, options.group_commit ? "on" : "off");
+  if (!options.admin.empty()) {
+    auto admin = AdminServer::Start(options.admin, [raw] { return raw->metrics->Scrape(); });
+    if (!admin.ok()) return admin.status();
+    impl->admin = std::move(*admin);
+  }
+  return std::unique_ptr<Coordinator>(new Coordinator(std::move(impl)));
+}
+
+Coordinator::Coordinator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Coordinator::~Coordinator() { Stop(); }
+
+void Coordinator::Stop() {
+  if (!impl_ || impl_->stopped) return;
+  if (impl_->admin) impl_->admin->Stop();
+  asio::post(impl_->io(), [raw = impl_.get()] { raw->stopped = true; });
+  impl_->server->Stop();
+  impl_->io_thread.Stop();
+  impl_->stopped = true;
+}
+
+uint16_t Coordinator::port() const { return impl_->server->port(); }
+uint16_t Coordinator::admin_port() const { return impl_->admin ? impl_->admin->port() : 0; }
+
+}  // namespace treaty::coordinator

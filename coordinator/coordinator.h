@@ -1,0 +1,62 @@
+// treatyd's coordinator: serves the client API, runs two-phase commit against registered
+// participants, and keeps every state change in the durable event log (log/log.h).
+//
+// Threads: one I/O thread runs the RPC server, participant calls, timers and the protocol core
+// (coordinator/twopc_core.h); the log has its own writer thread (group commit); the optional admin
+// HTTP server has its own threads and reads only thread-safe counters.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "coordinator/twopc_core.h"
+
+namespace treaty::coordinator {
+
+// Most transactions held in memory at once. Beyond it Submit answers RESOURCE_EXHAUSTED, which
+// keeps memory bounded under overload (a held transaction costs roughly 1-2 KiB).
+inline constexpr size_t kDefaultMaxActiveTransactions = 100'000;
+
+struct CoordinatorOptions {
+  // Directory of the event log (RocksDB). Required.
+  std::string data_dir;
+  // Client API address, host:port. Port 0 picks a free port (see Coordinator::port()).
+  std::string listen = "127.0.0.1:7700";
+  // Admin HTTP address (/healthz, /metrics); empty disables it.
+  std::string admin;
+  // Group commit in the log (false = one fsync per append, the benchmark baseline). Default true.
+  bool group_commit = true;
+  // Protocol knobs (prepare timeout, retry backoff).
+  CoreOptions core;
+  // Time budget of one COMMIT/ABORT call to a participant, milliseconds. Default 2000.
+  int64_t decision_call_timeout_ms = 2000;
+  // See kDefaultMaxActiveTransactions.
+  size_t max_active_transactions = kDefaultMaxActiveTransactions;
+};
+
+class Coordinator {
+ public:
+  // Opens the log, loads registered services, resumes every unfinished transaction, then starts
+  // serving. Errors: the log's Open errors (foreign/corrupt/locked data dir), UNAVAILABLE if an
+  // address cannot be bound, INVALID_ARGUMENT for bad options.
+  static Result<std::unique_ptr<Coordinator>> Start(const CoordinatorOptions& options);
+
+  // Stops serving and closes the log (queued appends finish first).
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  void Stop();
+  uint16_t port() const;
+  uint16_t admin_port() const;  // 0 if the admin server is off
+
+  struct Impl;
+
+ private:
+  explicit Coordinator(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace treaty::coordinator

@@ -1,0 +1,48 @@
+#include "coordinator/transactions.h"
+
+namespace treaty::coordinator {
+
+bool SameBranches(const google::protobuf::RepeatedPtrField<v1::Branch>& a,
+                  const google::protobuf::RepeatedPtrField<v1::Branch>& b) {
+  if (a.size() != b.size()) return false;
+  for (int i = 0; i < a.size(); ++i) {
+    if (a[i].service() != b[i].service() || a[i].op() != b[i].op() ||
+        a[i].payload() != b[i].payload()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+v1::Transaction TransactionFromRecord(const v1::TxnRecord& rec) {
+  v1::Transaction tx;
+  tx.set_xid(rec.xid());
+  tx.set_state(rec.state());
+  tx.set_reason(rec.reason());
+  tx.set_created_unix_ms(rec.created_unix_ms());
+  tx.set_updated_unix_ms(rec.updated_unix_ms());
+  bool finished = rec.state() == v1::COMMITTED || rec.state() == v1::ABORTED;
+  for (int i = 0; i < rec.branches_size(); ++i) {
+    auto* b = tx.add_branches();
+    b->set_branch_id(static_cast<uint32_t>(i));
+    b->set_service(rec.branches(i).service());
+    b->set_op(rec.branches(i).op());
+    if (i < rec.votes_size()) b->set_vote(rec.votes(i));
+    b->set_acknowledged(finished);
+  }
+  return tx;
+}
+
+v1::Outcome OutcomeOfRecord(const v1::TxnRecord& rec) {
+  switch (rec.state()) {
+    case v1::COMMITTING:
+    case v1::COMMITTED:
+      return v1::OUTCOME_COMMIT;
+    case v1::PREPARING:
+      return v1::OUTCOME_PENDING;
+    default:
+      return v1::OUTCOME_ABORT;
+  }
+}
+
+}  // namespace treaty::coordinator

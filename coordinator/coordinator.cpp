@@ -5,6 +5,7 @@
 
 #include <asio.hpp>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <unordered_map>
 
@@ -24,6 +25,39 @@ namespace treaty::coordinator {
 
 // Longest client-chosen xid; xids are keys in the log and appear in every log line.
 inline constexpr size_t kMaxXidBytes = 128;
+
+namespace {
+
+// The data directory holds one folder per store. Anything else there means the directory belongs
+// to something else, and treatyd refuses it rather than write beside foreign files.
+constexpr const char* kDataDirEntries[] = {"log", "readmodel"};
+
+Status CheckDataDir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) {
+    fs::create_directories(dir, ec);
+    if (ec) return Status::Unavailable("cannot create --data-dir " + dir + ": " + ec.message());
+    return Status::Ok();
+  }
+  if (!fs::is_directory(dir, ec)) {
+    return Status::FailedPrecondition("--data-dir " + dir + " is not a directory");
+  }
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    bool known = false;
+    for (const char* k : kDataDirEntries) known = known || name == k;
+    if (!known) {
+      return Status::FailedPrecondition(
+          dir + " is not a Treaty data directory (it contains '" + name +
+          "'); point --data-dir at an empty directory or one treatyd created");
+    }
+  }
+  if (ec) return Status::Unavailable("cannot read --data-dir " + dir + ": " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace
 
 struct Coordinator::Impl {
   CoordinatorOptions options;
@@ -73,7 +107,10 @@ struct Coordinator::Impl {
     events.push_back(std::move(a.event));
     log->Append(std::move(events), [this, xid, step](Status s, uint64_t) {
       asio::post(io(), [this, xid, step, s] {
-        if (!s.ok()) spdlog::error("xid={} log append failed: {}", xid, s.ToString());
+        if (!s.ok()) {
+          spdlog::error("xid={} log append failed: {}", xid, s.ToString());
+          if (log->stopped_after_failure()) return Fatal(s);
+        }
         Execute(core->Handle(LogDone{xid, step, s}));
       });
     });
@@ -159,6 +196,14 @@ struct Coordinator::Impl {
     resp.set_state(r.state);
     resp.set_reason(r.reason);
     respond(resp.SerializeAsString());
+  }
+
+  // Fail-stop: nothing more is decided or sent; the owner is told to stop the process.
+  void Fatal(const Status& s) {
+    if (stopped) return;
+    stopped = true;
+    spdlog::critical("coordinator stopping: {}", s.ToString());
+    if (options.on_fatal) options.on_fatal(s);
   }
 
   // ---- client API ----
@@ -297,8 +342,9 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions
   if (options.data_dir.empty()) return Status::InvalidArgument("--data-dir is required");
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  TREATY_RETURN_IF_ERROR(CheckDataDir(options.data_dir));
   log::LogOptions log_options;
-  log_options.dir = options.data_dir;
+  log_options.dir = options.data_dir + "/log";
   log_options.group_commit = options.group_commit;
   auto log = log::EventLog::Open(log_options);
   if (!log.ok()) return log.status();

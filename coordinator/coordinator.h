@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -20,7 +21,8 @@ namespace treaty::coordinator {
 inline constexpr size_t kDefaultMaxActiveTransactions = 100'000;
 
 struct CoordinatorOptions {
-  // Directory of the event log (RocksDB). Required.
+  // Data directory. Required. Layout: <data_dir>/log (the event log, RocksDB) and
+  // <data_dir>/readmodel (the projected views). Any other entry makes Start refuse the directory.
   std::string data_dir;
   // Client API address, host:port. Port 0 picks a free port (see Coordinator::port()).
   std::string listen = "127.0.0.1:7700";
@@ -34,6 +36,10 @@ struct CoordinatorOptions {
   int64_t decision_call_timeout_ms = 2000;
   // See kDefaultMaxActiveTransactions.
   size_t max_active_transactions = kDefaultMaxActiveTransactions;
+  // Called once (from an internal thread) when the coordinator cannot go on safely, e.g. the log
+  // stopped after a failed write. The owner should stop the process; a restart recovers from the
+  // log (fail-stop). Default: none (the coordinator then only stops serving).
+  std::function<void(const Status&)> on_fatal;
 };
 
 class Coordinator {

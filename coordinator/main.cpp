@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <mutex>
 #include <string>
 
 #include "common/logging.h"
@@ -57,6 +58,17 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // A fatal error (e.g. the log stopped after a failed write) wakes the sigwait below.
+  treaty::Status fatal;
+  std::mutex fatal_mu;
+  pthread_t main_thread = pthread_self();
+  options.on_fatal = [&fatal, &fatal_mu, main_thread](const treaty::Status& s) {
+    {
+      std::lock_guard lock(fatal_mu);
+      fatal = s;
+    }
+    pthread_kill(main_thread, SIGTERM);
+  };
   auto coordinator = treaty::coordinator::Coordinator::Start(options);
   if (!coordinator.ok()) {
     std::fprintf(stderr, "treatyd: %s\n", coordinator.status().ToString().c_str());
@@ -65,5 +77,10 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&signals, &sig);
   (*coordinator)->Stop();
+  std::lock_guard lock(fatal_mu);
+  if (!fatal.ok()) {
+    std::fprintf(stderr, "treatyd: stopped: %s\n", fatal.ToString().c_str());
+    return 1;
+  }
   return 0;
 }

@@ -14,6 +14,16 @@ namespace {
 
 prometheus::MetricFamily Single(const std::string& name, const std::string& help,
                                 prometheus::MetricType type, double value) {
+  return SingleMetric(name, help, type == prometheus::MetricType::Counter, value);
+}
+
+double ProcessCpuSeconds();
+
+}  // namespace
+
+prometheus::MetricFamily SingleMetric(const std::string& name, const std::string& help,
+                                      bool is_counter, double value) {
+  auto type = is_counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
   prometheus::MetricFamily family;
   family.name = name;
   family.help = help;
@@ -27,6 +37,8 @@ prometheus::MetricFamily Single(const std::string& name, const std::string& help
   family.metric.push_back(metric);
   return family;
 }
+
+namespace {
 
 double ProcessCpuSeconds() {
   rusage usage{};
@@ -87,6 +99,11 @@ void Metrics::TxFinished(v1::TxState state, int64_t duration_ms) {
   }
 }
 
+void Metrics::AddCollector(Collector collect) {
+  std::lock_guard lock(collectors_mu_);
+  collectors_.push_back(std::move(collect));
+}
+
 void Metrics::TxSubmitted() { submitted_->Increment(); }
 void Metrics::SubmitRejected() { rejected_->Increment(); }
 void Metrics::SetActive(size_t active) { active_->Set(static_cast<double>(active)); }
@@ -108,6 +125,12 @@ std::string Metrics::Scrape() const {
                               MetricType::Counter, static_cast<double>(s.sync_micros) / 1e6));
     families.push_back(Single("treaty_log_last_lsn", "Lsn of the last durable event",
                               MetricType::Gauge, static_cast<double>(log_->last_lsn())));
+  }
+  {
+    std::lock_guard lock(collectors_mu_);
+    for (const auto& collect : collectors_) {
+      for (auto& f : collect()) families.push_back(std::move(f));
+    }
   }
   families.push_back(Single("treaty_process_cpu_seconds_total", "User+system CPU time of treatyd",
                             MetricType::Counter, ProcessCpuSeconds()));

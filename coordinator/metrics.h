@@ -4,13 +4,17 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "log/log.h"
 #include "treaty/v1/coordinator.pb.h"
 
 namespace prometheus {
+struct MetricFamily;
 class Registry;
 class Counter;
 class Gauge;
@@ -32,8 +36,16 @@ class Metrics {
   void SubmitRejected();
   void SetActive(size_t active);
 
+  // Adds metrics computed at scrape time by another component (e.g. the read model's lag).
+  // collect runs on an admin HTTP thread and must be thread-safe.
+  using Collector = std::function<std::vector<prometheus::MetricFamily>()>;
+  void AddCollector(Collector collect);
+
   // The Prometheus text exposition of every metric.
   std::string Scrape() const;
+
+  // The shared registry, for components that register their own families (thread-safe).
+  prometheus::Registry& registry() { return *registry_; }
 
  private:
   const log::EventLog* log_;
@@ -45,6 +57,12 @@ class Metrics {
   prometheus::Gauge* active_;
   prometheus::Histogram* commit_latency_;
   prometheus::Histogram* abort_latency_;
+  mutable std::mutex collectors_mu_;
+  std::vector<Collector> collectors_;
 };
+
+// A one-sample counter or gauge family, for collectors.
+prometheus::MetricFamily SingleMetric(const std::string& name, const std::string& help,
+                                      bool is_counter, double value);
 
 }  // namespace treaty::coordinator

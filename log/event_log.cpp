@@ -107,6 +107,7 @@ struct EventLog::Impl {
 
   // Owned by the writer thread.
   Status failed_;  // set for good after a failed database write
+  std::atomic<bool> stopped_after_failure_{false};  // mirrors !failed_.ok() for other threads
   uint64_t write_attempts_ = 0;
 
   std::atomic<uint64_t> last_lsn_;
@@ -307,6 +308,7 @@ Status EventLog::Impl::Write(rocksdb::WriteBatch* wb) {
     failed_ = Status::Unavailable(
         fmt::format("the log in {} stopped after a failed write ({}); restart to recover",
                     store_->dir(), s.ToString()));
+    stopped_after_failure_.store(true);
     spdlog::error("log: batch write failed, refusing further appends: {}", s.ToString());
     return Status::Unavailable(fmt::format("log write failed: {}", s.ToString()));
   }
@@ -463,6 +465,8 @@ Result<std::vector<std::pair<std::string, std::string>>> EventLog::ScanMeta(
 }
 
 uint64_t EventLog::last_lsn() const { return impl_->last_lsn_.load(); }
+
+bool EventLog::stopped_after_failure() const { return impl_->stopped_after_failure_.load(); }
 
 LogStats EventLog::Stats() const {
   LogStats stats;

@@ -99,6 +99,9 @@ class EventLog {
 
   // Lsn of the last durable event (0 for an empty log).
   uint64_t last_lsn() const;
+  // True once a database write failed: every later Append fails until the log is reopened.
+  // Thread-safe. The coordinator stops (fail-stop) and recovers from the log on restart.
+  bool stopped_after_failure() const;
   LogStats Stats() const;
 
  private:

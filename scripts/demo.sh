@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-bash scripts/build.sh
+bash scripts/build.sh treatyd treaty bank-participant
 BIN=$PWD/${BUILD_DIR:-build}/bin
 
 WORK=$(mktemp -d /tmp/treaty-demo.XXXXXX)
@@ -25,6 +25,12 @@ BANK_B=127.0.0.1:$(free_port)
 echo "== starting treatyd on $COORD and two bank participants"
 "$BIN/treatyd" --data-dir "$WORK/coordinator" --listen "$COORD" --log-level warn &
 PIDS+=($!)
+# The coordinator is up once it answers (here: "no such transaction", exit code 5).
+for _ in $(seq 100); do
+  rc=0; "$BIN/treaty" --coordinator "$COORD" tx get probe >/dev/null 2>&1 || rc=$?
+  [ "$rc" -eq 5 ] && break
+  sleep 0.1
+done
 "$BIN/bank-participant" --service bank-a --listen "$BANK_A" --coordinator "$COORD" \
   --data-dir "$WORK/bank-a" --accounts alice=100 --log-level warn &
 PIDS+=($!)
@@ -32,7 +38,6 @@ PIDS+=($!)
   --data-dir "$WORK/bank-b" --accounts bob=50 --log-level warn &
 PIDS+=($!)
 
-# Wait until both banks are registered: a submission naming them is then accepted.
 cat > "$WORK/transfer.json" <<'JSON'
 {"branches":[
   {"service":"bank-a","op":"debit","payload":{"account":"alice","amount":30}},
@@ -43,15 +48,15 @@ cat > "$WORK/too-much.json" <<'JSON'
   {"service":"bank-a","op":"debit","payload":{"account":"alice","amount":500}},
   {"service":"bank-b","op":"credit","payload":{"account":"bob","amount":500}}]}
 JSON
+# The banks register with the coordinator as soon as they listen.
 for _ in $(seq 100); do
   if "$BIN/bank-participant" balances --listen "$BANK_A" >/dev/null 2>&1 &&
-     "$BIN/bank-participant" balances --listen "$BANK_B" >/dev/null 2>&1 &&
-     "$BIN/treaty" --coordinator "$COORD" tx get probe 2>&1 | grep -q "no transaction"; then
+     "$BIN/bank-participant" balances --listen "$BANK_B" >/dev/null 2>&1; then
     break
   fi
   sleep 0.1
 done
-sleep 0.5
+sleep 0.3
 
 show_balances() {
   echo "   bank-a: $("$BIN/bank-participant" balances --listen "$BANK_A" --output json)"

@@ -8,6 +8,7 @@ inline constexpr char kSubmit[] = "coordinator.Submit";                  // Subm
 inline constexpr char kGetTransaction[] = "coordinator.GetTransaction";  // GetTransactionRequest -> ...Response
 inline constexpr char kRegister[] = "coordinator.Register";              // RegisterRequest -> RegisterResponse
 inline constexpr char kQueryOutcome[] = "coordinator.QueryOutcome";      // QueryOutcomeRequest -> ...Response
+inline constexpr char kListServices[] = "coordinator.ListServices";      // ListServicesRequest -> ...Response
 
 // Served by every participant (participant/ library).
 inline constexpr char kPrepare[] = "participant.Prepare";  // PrepareRequest -> PrepareResponse

@@ -5,18 +5,19 @@
 
 namespace treaty::net {
 
-static_assert(static_cast<int>(StatusCode::kOk) == v1::OK);
-static_assert(static_cast<int>(StatusCode::kInvalidArgument) == v1::INVALID_ARGUMENT);
-static_assert(static_cast<int>(StatusCode::kNotFound) == v1::NOT_FOUND);
-static_assert(static_cast<int>(StatusCode::kAlreadyExists) == v1::ALREADY_EXISTS);
-static_assert(static_cast<int>(StatusCode::kFailedPrecondition) == v1::FAILED_PRECONDITION);
-static_assert(static_cast<int>(StatusCode::kUnavailable) == v1::UNAVAILABLE);
-static_assert(static_cast<int>(StatusCode::kDeadlineExceeded) == v1::DEADLINE_EXCEEDED);
-static_assert(static_cast<int>(StatusCode::kResourceExhausted) == v1::RESOURCE_EXHAUSTED);
-static_assert(static_cast<int>(StatusCode::kAborted) == v1::ABORTED);
-static_assert(static_cast<int>(StatusCode::kCorruption) == v1::CORRUPTION);
-static_assert(static_cast<int>(StatusCode::kInternal) == v1::INTERNAL);
-static_assert(v1::Code_MAX == v1::INTERNAL, "a wire code was added: extend treaty::StatusCode");
+static_assert(static_cast<int>(StatusCode::kOk) == v1::CODE_OK);
+static_assert(static_cast<int>(StatusCode::kInvalidArgument) == v1::CODE_INVALID_ARGUMENT);
+static_assert(static_cast<int>(StatusCode::kNotFound) == v1::CODE_NOT_FOUND);
+static_assert(static_cast<int>(StatusCode::kAlreadyExists) == v1::CODE_ALREADY_EXISTS);
+static_assert(static_cast<int>(StatusCode::kFailedPrecondition) == v1::CODE_FAILED_PRECONDITION);
+static_assert(static_cast<int>(StatusCode::kUnavailable) == v1::CODE_UNAVAILABLE);
+static_assert(static_cast<int>(StatusCode::kDeadlineExceeded) == v1::CODE_DEADLINE_EXCEEDED);
+static_assert(static_cast<int>(StatusCode::kResourceExhausted) == v1::CODE_RESOURCE_EXHAUSTED);
+static_assert(static_cast<int>(StatusCode::kAborted) == v1::CODE_ABORTED);
+static_assert(static_cast<int>(StatusCode::kCorruption) == v1::CODE_CORRUPTION);
+static_assert(static_cast<int>(StatusCode::kInternal) == v1::CODE_INTERNAL);
+static_assert(v1::Code_MAX == v1::CODE_INTERNAL,
+              "a wire code was added: extend treaty::StatusCode");
 
 void PutFrameHeader(size_t body_bytes, char* out) {
   const auto n = static_cast<uint32_t>(body_bytes);
@@ -52,7 +53,7 @@ v1::Code ToWireCode(StatusCode code) { return static_cast<v1::Code>(static_cast<
 
 Status StatusFromEnvelope(const v1::Envelope& envelope) {
   const int code = envelope.code();
-  if (code == v1::OK) return Status::Ok();
+  if (code == v1::CODE_OK) return Status::Ok();
   if (code < 0 || code > v1::Code_MAX) {
     return Status::Internal("unknown status code " + std::to_string(code) + ": " +
                             envelope.message());

@@ -86,7 +86,7 @@ class ServerSession final : public FrameStream {
       spdlog::warn("net: response to request_id={} for {} refused: {}", request_id, peer(),
                    s.message());
       envelope.clear_payload();
-      envelope.set_code(v1::INTERNAL);
+      envelope.set_code(v1::CODE_INTERNAL);
       envelope.set_message("response too large: " + s.message());
       s = EncodeFrame(envelope, max_frame_bytes_, &frame);
       if (!s.ok()) {

@@ -144,7 +144,7 @@ TEST_F(RawFrameTest, ManyFramesInOneWriteAreAllAnsweredAndResponsesEchoTheirIds)
     ASSERT_TRUE(client->RecvEnvelope(&response)) << "response " << id << " missing";
     EXPECT_EQ(response.request_id(), id);
     EXPECT_EQ(response.payload(), std::to_string(id));
-    EXPECT_EQ(response.code(), v1::OK);
+    EXPECT_EQ(response.code(), v1::CODE_OK);
   }
 }
 
@@ -162,7 +162,7 @@ TEST_F(RawFrameTest, FrameOfExactlyTheMaximumSizeIsAccepted) {
   v1::Envelope response;
   ASSERT_TRUE(client->RecvEnvelope(&response)) << "a frame at the limit must be accepted";
   // The response carries no method, so the echo fits too.
-  EXPECT_EQ(response.code(), v1::OK) << response.message();
+  EXPECT_EQ(response.code(), v1::CODE_OK) << response.message();
   EXPECT_EQ(response.payload(), e.payload());
 }
 

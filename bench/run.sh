@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Group commit ON vs OFF on this machine, in one run.
+#
+# Usage: bench/run.sh [BUILD_DIR]          (default ./build; needs bin/treatyd, bin/bank-participant,
+#                                          bin/treaty and bin/treaty-bench, and jq)
+# Environment: CONCURRENCY (64), DURATION (10 s), WARMUP (1 s), ACCOUNTS (1000 per bank),
+#              KEEP=1 keeps the work dir (data dirs, logs, JSON results).
+#
+# Starts two bank participants with large balances and treatyd (with --admin) on a fresh data dir,
+# runs `treaty-bench 2pc`, then restarts treatyd with --no-group-commit on another fresh data dir
+# and runs it again. Prints a markdown table and writes it to bench/results/latest.md.
+set -euo pipefail
+
+BUILD_DIR=${1:-./build}
+BIN=$(cd "$BUILD_DIR/bin" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+CONCURRENCY=${CONCURRENCY:-64}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-1}
+ACCOUNTS=${ACCOUNTS:-1000}
+BALANCE=1000000000000  # per account; far more than any run can move
+
+for b in treatyd bank-participant treaty treaty-bench; do
+  [[ -x "$BIN/$b" ]] || { echo "error: $BIN/$b is missing; build it first" >&2; exit 2; }
+done
+for tool in jq curl ss; do
+  command -v "$tool" >/dev/null || { echo "error: $tool is required" >&2; exit 2; }
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/treaty-bench.XXXXXX")
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ "${KEEP:-0}" == 1 ]]; then echo "work dir kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A loopback port nobody listens on, below the ephemeral range.
+used_ports=" "
+free_port() {
+  local p
+  while true; do
+    p=$((20000 + RANDOM % 12000))
+    [[ "$used_ports" == *" $p "* ]] && continue
+    ss -Htln "sport = :$p" 2>/dev/null | grep -q . && continue
+    used_ports+="$p "
+    echo "$p"
+    return
+  done
+}
+
+wait_port() {  # wait_port PORT PID NAME
+  for _ in $(seq 1 150); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    kill -0 "$2" 2>/dev/null || { echo "error: $3 exited; see $WORK/$3.log" >&2; tail -20 "$WORK/$3.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "error: $3 did not open port $1" >&2
+  exit 1
+}
+
+COORD_PORT=$(free_port)
+ADMIN_PORT=$(free_port)
+COORD=127.0.0.1:$COORD_PORT
+ADMIN=127.0.0.1:$ADMIN_PORT
+
+BANK_PIDS=()
+accounts=$(seq 0 $((ACCOUNTS - 1)) | sed "s/.*/acct&=$BALANCE/" | paste -sd, -)
+for bank in bank-a bank-b; do
+  port=$(free_port)
+  "$BIN/bank-participant" --service "$bank" --listen "127.0.0.1:$port" --coordinator "$COORD" \
+    --data-dir "$WORK/$bank" --accounts "$accounts" --log-level warn >"$WORK/$bank.log" 2>&1 &
+  PIDS+=($!)
+  BANK_PIDS+=($!)
+  wait_port "$port" $! "$bank"
+done
+
+TREATYD_PID=
+start_treatyd() {  # start_treatyd NAME [FLAGS...]
+  local name=$1
+  shift
+  "$BIN/treatyd" --data-dir "$WORK/$name" --listen "$COORD" --admin "$ADMIN" --log-level warn "$@" \
+    >"$WORK/$name.log" 2>&1 &
+  TREATYD_PID=$!
+  PIDS+=($TREATYD_PID)
+  wait_port "$COORD_PORT" "$TREATYD_PID" "$name"
+  # Ready when both banks are registered: a probe transfer is answered (0 committed, 3 aborted)
+  # instead of rejected (5).
+  printf '{"branches":[{"service":"bank-a","op":"debit","payload":{"account":"acct0","amount":1}},'\
+'{"service":"bank-b","op":"credit","payload":{"account":"acct0","amount":1}}]}' >"$WORK/probe.json"
+  for _ in $(seq 1 100); do
+    rc=0
+    "$BIN/treaty" --coordinator "$COORD" submit 2pc -f "$WORK/probe.json" --wait >/dev/null 2>&1 || rc=$?
+    [[ $rc == 0 || $rc == 3 ]] && return 0
+    sleep 0.2
+  done
+  echo "error: the banks never registered with $name" >&2
+  exit 1
+}
+
+stop_treatyd() {
+  kill "$TREATYD_PID"
+  wait "$TREATYD_PID" || true
+}
+
+bank_cpu_ticks() {  # user+system clock ticks of both banks so far
+  local total=0 pid
+  for pid in "${BANK_PIDS[@]}"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+
+coordinator_tx() {  # transactions treatyd finished so far
+  curl -fsS "http://$ADMIN/metrics" | awk '/^treaty_tx_total[{ ]/ {s += $NF} END {printf "%d", s}'
+}
+
+run_case() {  # run_case NAME [TREATYD FLAGS...]
+  local name=$1
+  shift
+  start_treatyd "$name" "$@"
+  echo "== $name: treaty-bench 2pc --concurrency $CONCURRENCY --duration $DURATION" >&2
+  local ticks0 tx0 ticks1 tx1
+  ticks0=$(bank_cpu_ticks)
+  tx0=$(coordinator_tx)
+  "$BIN/treaty-bench" 2pc --coordinator "$COORD" --admin "$ADMIN" --concurrency "$CONCURRENCY" \
+    --duration "$DURATION" --warmup "$WARMUP" --accounts-per-bank "$ACCOUNTS" --output json \
+    >"$WORK/$name.raw.json"
+  ticks1=$(bank_cpu_ticks)
+  tx1=$(coordinator_tx)
+  # Participant CPU over the whole bench run (warm-up included) per transaction of that run.
+  jq --argjson ticks $((ticks1 - ticks0)) --argjson tx $((tx1 - tx0)) --argjson hz "$(getconf CLK_TCK)" \
+    '. + {banks_cpu_us_per_tx: (if $tx > 0 then $ticks / $hz * 1e6 / $tx else 0 end)}' \
+    "$WORK/$name.raw.json" >"$WORK/$name.json"
+  jq -c '{tx_per_s, committed, aborted, errors, latency_ms, coordinator, banks_cpu_us_per_tx,
+          client_cpu_us_per_tx}' "$WORK/$name.json" >&2
+  stop_treatyd
+}
+
+run_case group-commit-on
+run_case group-commit-off --no-group-commit
+
+row() {  # row LABEL FILE
+  jq -r --arg name "$1" '"| \($name) | \(.tx_per_s | floor) | \(.latency_ms.p50 * 100 | round / 100) | \(.latency_ms.p99 * 100 | round / 100) | \(.latency_ms.p999 * 100 | round / 100) | \(.coordinator.fsyncs_per_tx * 1000 | round / 1000) | \(.coordinator.cpu_us_per_tx | round) | \(.banks_cpu_us_per_tx | round) | \(.client_cpu_us_per_tx | round) | \(.aborted) | \(.errors) |"' "$2"
+}
+ratio() {  # ratio JQ_EXPR: ON / OFF
+  jq -rn --slurpfile on "$WORK/group-commit-on.json" --slurpfile off "$WORK/group-commit-off.json" \
+    "(\$on[0] | $1) as \$a | (\$off[0] | $1) as \$b | if \$b == 0 then \"n/a\" else (\$a / \$b * 100 | round / 100 | tostring) + \"x\" end"
+}
+
+REPORT=$(cat <<EOF
+# treaty-bench: 2PC transfer, group commit ON vs OFF
+
+Machine: $(nproc) CPUs, Linux $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ).
+Workload: two bank participants on loopback, each transaction = debit 1 at bank-a + credit 1 at
+bank-b, submit with wait (answered once the decision is durable); concurrency $CONCURRENCY,
+$DURATION s measured after $WARMUP s warm-up, $ACCOUNTS accounts per bank. fsyncs/tx counts
+treatyd's own (from /metrics); the participants fsync too, and all four processes (treatyd, two
+banks, the load generator) share the same cores. CPU µs/tx: treatyd (its /metrics), both banks
+together (/proc, whole run), the load generator (getrusage).
+
+| treatyd | tx/s | p50 ms | p99 ms | p999 ms | fsyncs/tx | treatyd CPU µs/tx | banks CPU µs/tx | client CPU µs/tx | aborted | errors |
+|---|---|---|---|---|---|---|---|---|---|---|
+$(row "group commit ON" "$WORK/group-commit-on.json")
+$(row "group commit OFF" "$WORK/group-commit-off.json")
+| ON / OFF | $(ratio .tx_per_s) | $(ratio .latency_ms.p50) | $(ratio .latency_ms.p99) | $(ratio .latency_ms.p999) | $(ratio .coordinator.fsyncs_per_tx) | $(ratio .coordinator.cpu_us_per_tx) | $(ratio .banks_cpu_us_per_tx) | $(ratio .client_cpu_us_per_tx) | | |
+EOF
+)
+echo "$REPORT"
+mkdir -p "$HERE/results"
+echo "$REPORT" >"$HERE/results/latest.md"
+echo "written: $HERE/results/latest.md" >&2

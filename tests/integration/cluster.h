@@ -1,0 +1,124 @@
+// The integration-test fixture: a treatyd and bank participants as real processes on loopback,
+// each with its data dir and log under the test's temporary directory, plus RPC and CLI helpers.
+//
+// On failure the temporary directory is kept (its path is printed) and the tail of every process
+// log is printed; on success it is removed, unless the environment sets TREATY_INTEG_KEEP=1.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "net/rpc.h"
+#include "tests/integration/harness.h"
+#include "treaty/v1/coordinator.pb.h"
+#include "treaty/v1/participant.pb.h"
+
+namespace treaty::integ {
+
+// bank-participant's query method (examples/bank): empty request, JSON {"account": balance}.
+inline constexpr char kBankBalances[] = "bank.Balances";
+
+// Deadline of the fixture's RPCs unless a call says otherwise, milliseconds.
+inline constexpr int64_t kRpcDeadlineMs = 5000;
+
+// A process under test and the command line used for every (re)start.
+struct Node {
+  std::string name;         // "treatyd", "bank-a", ...
+  uint16_t port = 0;        // RPC port
+  std::string address;      // "127.0.0.1:<port>"
+  uint16_t admin_port = 0;  // treatyd only
+  std::string data_dir;
+  std::string probe_account;  // banks only: an account used by the registration probe
+  std::vector<std::string> argv;
+  std::unique_ptr<Process> process;
+};
+
+// Money moved from one bank account to another: a debit branch (branch 0) and a credit branch
+// (branch 1).
+struct Transfer {
+  std::string from_service;
+  std::string from_account;
+  std::string to_service;
+  std::string to_account;
+  int64_t amount = 0;
+};
+
+// The CLI's transaction file for a transfer: {"branches":[{"service":..,"op":"debit",..},..]}.
+std::string TransferFileJson(const Transfer& t);
+
+// A SubmitRequest for a transfer; branch payloads are the JSON the CLI would send.
+v1::SubmitRequest TransferRequest(const std::string& xid, const Transfer& t, bool wait);
+
+// Committed states as a client sees them (the decision is durable or fully delivered).
+bool IsCommitState(v1::TxState s);
+bool IsAbortState(v1::TxState s);
+
+// A top-level string field of a JSON object text (also looked up under "transaction"); empty if
+// the text is not JSON or has no such string field.
+std::string JsonStringField(const std::string& json_text, const std::string& field);
+
+// Parses {"account": integer, ...}. INVALID_ARGUMENT if the text is not such an object.
+Result<std::map<std::string, int64_t>> ParseBalances(const std::string& json_text);
+
+class IntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // Configures (does not start) treatyd with a fresh data dir, a free RPC port and a free admin
+  // port. extra_args are appended to its command line. Becomes the fixture's coordinator.
+  Node& AddTreatyd(const std::vector<std::string>& extra_args = {});
+
+  // Configures (does not start) a bank participant. accounts: "alice=100,bob=50". coordinator:
+  // the address it registers with; empty means the fixture's treatyd.
+  Node& AddBank(const std::string& service, const std::string& accounts,
+                const std::string& coordinator = "");
+
+  // Spawns the node's process and waits until its port accepts connections. Fails (with the log
+  // tail) if the process exits or the port does not open within 15 s.
+  ::testing::AssertionResult Start(Node& node);
+
+  // Starts every configured node that is not running, then waits until every bank is registered.
+  ::testing::AssertionResult StartAll();
+
+  // Waits until treatyd accepts transactions for the bank's service: a probe transaction (a
+  // credit of 0) gets an answer instead of a rejection.
+  ::testing::AssertionResult WaitRegistered(const Node& bank, int64_t timeout_ms = 15000);
+
+  // ---- RPC (net::RpcClient) ----
+  Result<v1::SubmitResponse> Submit(const v1::SubmitRequest& request,
+                                    int64_t deadline_ms = kRpcDeadlineMs);
+  Result<v1::Transaction> GetTransaction(const std::string& xid);
+  // Waits until the transaction is COMMITTED or ABORTED; returns its last known record (or the
+  // last error) after timeout_ms.
+  Result<v1::Transaction> WaitFinished(const std::string& xid, int64_t timeout_ms);
+  Result<std::map<std::string, int64_t>> Balances(const Node& bank);
+  Result<v1::InspectResponse> Inspect(const Node& bank, const std::string& xid);
+  // The branch's state at the bank; BRANCH_STATE_UNKNOWN if the bank recorded nothing for it.
+  Result<v1::BranchState> BranchStateAt(const Node& bank, const std::string& xid,
+                                        uint32_t branch_id);
+
+  // ---- CLI ----
+  // Runs `treaty --coordinator <treatyd> args...`.
+  CommandResult Treaty(const std::vector<std::string>& args, int64_t timeout_ms = 30000);
+  // Writes a file into the temporary directory; returns its path.
+  std::string WriteTempFile(const std::string& name, const std::string& content);
+
+  TempDir& tmp() { return *tmp_; }
+  net::RpcClient& rpc() { return *rpc_; }
+  Node& treatyd() { return *treatyd_; }
+
+ private:
+  std::unique_ptr<TempDir> tmp_;
+  std::unique_ptr<net::RpcClient> rpc_;
+  std::vector<std::unique_ptr<Node>> nodes_;
+  Node* treatyd_ = nullptr;
+};
+
+}  // namespace treaty::integ

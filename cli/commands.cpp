@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <iomanip>
 #include <sstream>
 
@@ -111,6 +112,10 @@ int SubmitTwoPc(const GlobalOptions& global, const SubmitOptions& submit, std::o
     req->set_xid(NewXid(random, "tx"));
   }
   req->set_wait(submit.wait);
+  if (req->client_id().empty()) {
+    const char* user = std::getenv("USER");
+    req->set_client_id(std::string("cli:") + (user != nullptr ? user : "unknown"));
+  }
   auto resp = net::Decode<v1::SubmitResponse>(
       CallCoordinator(global, v1::methods::kSubmit, req->SerializeAsString()));
   if (!resp.ok()) {
@@ -164,6 +169,38 @@ int GetTransaction(const GlobalOptions& global, const std::string& xid, std::ost
         << std::setw(12) << b.op() << std::setw(11) << vote << std::setw(7)
         << (b.acknowledged() ? "yes" : "no") << std::setw(10) << b.attempts()
         << (b.last_error().empty() ? "-" : b.last_error()) << "\n";
+  }
+  return kExitOk;
+}
+
+int ListServices(const GlobalOptions& global, std::ostream& out, std::ostream& err) {
+  auto resp = net::Decode<v1::ListServicesResponse>(CallCoordinator(
+      global, v1::methods::kListServices, v1::ListServicesRequest().SerializeAsString()));
+  if (!resp.ok()) {
+    PrintError(err, resp.status(), "");
+    return ExitCodeFor(resp.status());
+  }
+  if (global.output == "json") {
+    out << ToJson(*resp) << "\n";
+    return kExitOk;
+  }
+  if (resp->services().empty()) {
+    out << "no services registered\n";
+    return kExitOk;
+  }
+  out << std::left << std::setw(18) << "SERVICE" << std::setw(22) << "INSTANCE" << std::setw(7)
+      << "WEIGHT" << std::setw(10) << "LEASE AGE" << std::setw(7) << "LIVE" << std::setw(11)
+      << "BREAKER" << std::setw(10) << "IN FLIGHT"
+      << "REFUSED\n";
+  for (const auto& s : resp->services()) {
+    out << std::left << std::setw(18) << s.name() << "policy " << s.policy() << ", in flight "
+        << s.in_flight() << "/" << s.max_in_flight() << "\n";
+    for (const auto& i : s.instances()) {
+      out << std::left << std::setw(18) << "" << std::setw(22) << i.address() << std::setw(7)
+          << i.weight() << std::setw(10) << (std::to_string(i.lease_age_ms() / 1000) + "s")
+          << std::setw(7) << (i.live() ? "yes" : "no") << std::setw(11) << i.breaker()
+          << std::setw(10) << i.in_flight() << i.rejected() << "\n";
+    }
   }
   return kExitOk;
 }

@@ -45,6 +45,9 @@ int SubmitTwoPc(const GlobalOptions& global, const SubmitOptions& submit, std::o
 int GetTransaction(const GlobalOptions& global, const std::string& xid, std::ostream& out,
                    std::ostream& err);
 
+// `treaty services`: services, instances, lease age, breaker state, calls in flight.
+int ListServices(const GlobalOptions& global, std::ostream& out, std::ostream& err);
+
 // Maps a failed call's status to an exit code.
 int ExitCodeFor(const Status& status);
 

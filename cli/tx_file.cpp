@@ -75,7 +75,7 @@ Result<v1::SubmitRequest> ParseTwoPcJson(std::string_view json_text) {
     ++index;
     std::string where = "branch " + std::to_string(index);
     if (!b.is_object()) return Status::InvalidArgument(where + " must be a JSON object");
-    TREATY_RETURN_IF_ERROR(CheckKeys(b, {"service", "op", "payload"}, where));
+    TREATY_RETURN_IF_ERROR(CheckKeys(b, {"service", "op", "payload", "key"}, where));
     auto service = RequiredString(b, "service", where);
     if (!service.ok()) return service.status();
     auto op = RequiredString(b, "op", where);
@@ -84,6 +84,10 @@ Result<v1::SubmitRequest> ParseTwoPcJson(std::string_view json_text) {
     branch->set_service(*service);
     branch->set_op(*op);
     if (auto p = b.find("payload"); p != b.end()) branch->set_payload(p->dump());
+    if (auto k = b.find("key"); k != b.end()) {
+      if (!k->is_string()) return Status::InvalidArgument("\"key\" in " + where + " must be a string");
+      branch->set_routing_key(k->get<std::string>());
+    }
   }
   return req;
 }

@@ -5,6 +5,7 @@
 //                 {"service": "bank-b", "op": "credit", "payload": {"account": "bob", "amount": 30}}]}
 //
 // "payload" may be any JSON value; it is sent to the participant as its compact JSON text.
+// "key" (optional string) is the routing key for services balanced by consistent hash.
 // Unknown fields are errors (a typo must not silently change a transaction).
 #pragma once
 

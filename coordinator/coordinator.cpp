@@ -14,6 +14,7 @@
 #include "coordinator/admin_http.h"
 #include "coordinator/metrics.h"
 #include "coordinator/registry.h"
+#include "resilience/retry.h"
 #include "coordinator/transactions.h"
 #include "log/log.h"
 #include "net/proto_codec.h"
@@ -72,7 +73,8 @@ struct Coordinator::Impl {
   std::unique_ptr<TwoPcCore> core;
   std::unique_ptr<net::RpcServer> server;
   std::unique_ptr<AdminServer> admin;
-  std::map<std::string, std::shared_ptr<net::RpcChannel>> channels;  // by participant address
+  std::unique_ptr<ParticipantCaller> caller;
+  std::unique_ptr<resilience::KeyedTokenBuckets> admission;
   std::unordered_map<uint64_t, net::Responder> waiting;             // Submit callers by client id
   uint64_t next_client = 1;
   bool stopped = false;
@@ -116,62 +118,43 @@ struct Coordinator::Impl {
     });
   }
 
-  std::shared_ptr<net::RpcChannel> ChannelTo(const std::string& address) {
-    auto& ch = channels[address];
-    if (!ch) ch = net::RpcChannel::Create(io(), address);
-    return ch;
-  }
-
   void Call(CallParticipant c) {
-    auto address = registry->AddressOf(c.service);
-    if (!address) {
-      Status s = Status::Unavailable("service " + c.service + " is not registered");
-      asio::post(io(), [this, xid = c.xid, branch = c.branch, phase = c.phase, s] {
-        Execute(core->Handle(CallFailed{xid, branch, phase, s}));
-      });
-      return;
-    }
-    std::string payload;
-    const char* method = nullptr;
-    int64_t deadline_ms = options.decision_call_timeout_ms;
-    if (c.phase == Phase::kPrepare) {
-      v1::PrepareRequest req;
-      req.set_xid(c.xid);
-      req.set_branch_id(c.branch);
-      req.set_op(c.op);
-      req.set_payload(c.payload);
-      payload = req.SerializeAsString();
-      method = v1::methods::kPrepare;
-      deadline_ms = std::max<int64_t>(1, c.deadline_ms);
-    } else {
-      v1::DecisionRequest req;
-      req.set_xid(c.xid);
-      req.set_branch_id(c.branch);
-      payload = req.SerializeAsString();
-      method = c.phase == Phase::kCommit ? v1::methods::kCommit : v1::methods::kAbort;
-    }
-    ChannelTo(*address)->Call(
-        method, std::move(payload), deadline_ms,
-        [this, xid = c.xid, branch = c.branch, phase = c.phase,
-         service = c.service](Result<std::string> r) {
-          if (stopped) return;
-          if (!r.ok()) {
-            spdlog::debug("xid={} branch={} {} to {} failed: {}", xid, branch, PhaseName(phase),
-                          service, r.status().ToString());
-            Execute(core->Handle(CallFailed{xid, branch, phase, r.status()}));
-            return;
-          }
-          if (phase != Phase::kPrepare) {
-            Execute(core->Handle(Acked{xid, branch, phase}));
-            return;
-          }
-          auto vote = net::Decode<v1::PrepareResponse>(r);
-          if (!vote.ok()) {
-            Execute(core->Handle(CallFailed{xid, branch, phase, vote.status()}));
-            return;
-          }
-          Execute(core->Handle(VoteReceived{xid, branch, vote->vote(), vote->reason()}));
+    std::string instance = c.instance;
+    if (instance.empty()) {
+      // Only transactions logged before instances were recorded lack one: any live instance.
+      auto picked = registry->Pick(
+          c.service, c.xid, clock.NowMs(), [](const std::string&) { return true; },
+          [](const std::string&) { return 0u; });
+      if (!picked.ok()) {
+        asio::post(io(), [this, xid = c.xid, branch = c.branch, phase = c.phase,
+                          s = picked.status()] {
+          if (!stopped) Execute(core->Handle(CallFailed{xid, branch, phase, s}));
         });
+        return;
+      }
+      instance = *picked;
+    }
+    caller->Call(c, instance,
+                 [this, xid = c.xid, branch = c.branch, phase = c.phase,
+                  service = c.service](Result<std::string> r) {
+                   if (stopped) return;
+                   if (!r.ok()) {
+                     spdlog::debug("xid={} branch={} {} to {} failed: {}", xid, branch,
+                                   PhaseName(phase), service, r.status().ToString());
+                     Execute(core->Handle(CallFailed{xid, branch, phase, r.status()}));
+                     return;
+                   }
+                   if (phase != Phase::kPrepare) {
+                     Execute(core->Handle(Acked{xid, branch, phase}));
+                     return;
+                   }
+                   auto vote = net::Decode<v1::PrepareResponse>(r);
+                   if (!vote.ok()) {
+                     Execute(core->Handle(CallFailed{xid, branch, phase, vote.status()}));
+                     return;
+                   }
+                   Execute(core->Handle(VoteReceived{xid, branch, vote->vote(), vote->reason()}));
+                 });
   }
 
   void StartTimer(const SetTimer& t) {
@@ -228,6 +211,7 @@ struct Coordinator::Impl {
         return;
       }
       Status s = CheckNewSubmission(req);
+      if (s.ok()) s = ChooseInstances(req);
       if (!s.ok()) {
         metrics->SubmitRejected();
         spdlog::debug("xid={} submission refused: {}", req.xid(), s.ToString());
@@ -247,17 +231,47 @@ struct Coordinator::Impl {
     Execute(core->Handle(in));
   }
 
-  Status CheckNewSubmission(const v1::SubmitRequest& req) const {
+  // Admission: the global bound on transactions in flight, then the client's token bucket.
+  Status CheckNewSubmission(const v1::SubmitRequest& req) {
     for (const auto& b : req.branches()) {
-      if (!b.service().empty() && !registry->AddressOf(b.service())) {
+      if (!b.service().empty() && !registry->Known(b.service())) {
         return Status::NotFound("unknown service '" + b.service() +
                                 "' (registered: " + registry->Names() + ")");
       }
     }
     if (core->active() >= options.max_active_transactions) {
+      metrics->Throttled("in_flight");
       return Status::ResourceExhausted("coordinator is holding " +
                                        std::to_string(core->active()) +
-                                       " transactions (the limit); retry after 100 ms");
+                                       " transactions (its limit); retry after 100 ms");
+    }
+    const std::string& client = req.client_id().empty() ? "anonymous" : req.client_id();
+    int64_t now_ms = clock.NowMs();
+    if (!admission->TryTake(client, now_ms)) {
+      metrics->Throttled("rate");
+      int64_t after_ms = std::max<int64_t>(1, admission->RetryAfterMs(client, now_ms));
+      return Status::ResourceExhausted("client '" + client + "' is over its submission rate; retry after " +
+                                       std::to_string(after_ms) + " ms");
+    }
+    return Status::Ok();
+  }
+
+  // Fixes the participant instance of every branch of a new transaction (recorded in BEGIN, so
+  // PREPARE, COMMIT and ABORT, also after a restart, reach the instance holding the branch).
+  Status ChooseInstances(v1::SubmitRequest& req) {
+    int64_t now_ms = clock.NowMs();
+    for (auto& b : *req.mutable_branches()) {
+      b.clear_instance();
+      if (b.service().empty()) continue;  // refused by the core's validation
+      auto picked = registry->Pick(
+          b.service(), b.routing_key().empty() ? req.xid() : b.routing_key(), now_ms,
+          [this](const std::string& a) { return caller->Usable(a); },
+          [this](const std::string& a) { return caller->Outstanding(a); });
+      if (!picked.ok()) {
+        if (picked.status().code() == StatusCode::kNotFound) return picked.status();
+        return Status::FailedPrecondition(picked.status().message());
+      }
+      b.set_instance(*picked);
     }
     return Status::Ok();
   }
@@ -302,8 +316,35 @@ struct Coordinator::Impl {
     return resp.SerializeAsString();
   }
 
-  Status HandleRegister(const v1::RegisterRequest& req) {
-    return registry->Register(req.service(), req.address(), clock.UnixMs());
+  Result<std::string> HandleRegister(const v1::RegisterRequest& req) {
+    TREATY_RETURN_IF_ERROR(registry->Register(req.service(), req.address(), req.weight(),
+                                              clock.NowMs(), clock.UnixMs()));
+    v1::RegisterResponse resp;
+    resp.set_lease_ms(static_cast<uint32_t>(registry->lease_ms()));
+    return resp.SerializeAsString();
+  }
+
+  Result<std::string> HandleListServices() {
+    v1::ListServicesResponse resp;
+    for (const auto& s : registry->List(clock.NowMs())) {
+      auto* info = resp.add_services();
+      info->set_name(s.name);
+      info->set_policy(LbPolicyName(s.policy));
+      info->set_in_flight(caller->ServiceInFlight(s.name));
+      info->set_max_in_flight(caller->max_in_flight_per_service());
+      for (const auto& i : s.instances) {
+        auto stats = caller->StatsOf(i.address);
+        auto* out = info->add_instances();
+        out->set_address(i.address);
+        out->set_weight(i.weight);
+        out->set_lease_age_ms(i.lease_age_ms);
+        out->set_live(i.live);
+        out->set_breaker(stats.breaker);
+        out->set_in_flight(stats.in_flight);
+        out->set_rejected(stats.rejected);
+      }
+    }
+    return resp.SerializeAsString();
   }
 
   // Registers a handler that decodes Req and answers synchronously with fn's result.
@@ -330,11 +371,9 @@ struct Coordinator::Impl {
     Serve<v1::QueryOutcomeRequest>(v1::methods::kQueryOutcome,
                                    [this](const auto& r) { return HandleQueryOutcome(r); });
     Serve<v1::RegisterRequest>(v1::methods::kRegister,
-                               [this](const auto& r) -> Result<std::string> {
-                                 Status s = HandleRegister(r);
-                                 if (!s.ok()) return s;
-                                 return v1::RegisterResponse().SerializeAsString();
-                               });
+                               [this](const auto& r) { return HandleRegister(r); });
+    Serve<v1::ListServicesRequest>(v1::methods::kListServices,
+                                   [this](const auto&) { return HandleListServices(); });
   }
 };
 
@@ -349,12 +388,18 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions
   auto log = log::EventLog::Open(log_options);
   if (!log.ok()) return log.status();
   impl->log = std::move(*log);
-  impl->registry = std::make_unique<Registry>(*impl->log);
-  TREATY_RETURN_IF_ERROR(impl->registry->Load());
+  impl->registry = std::make_unique<Registry>(*impl->log, options.registry);
+  TREATY_RETURN_IF_ERROR(impl->registry->Load(impl->clock.NowMs()));
   auto active = impl->log->LoadActive();
   if (!active.ok()) return active.status();
   impl->metrics = std::make_unique<Metrics>(impl->log.get());
+  TREATY_RETURN_IF_ERROR(resilience::Validate(options.core.retry).WithPrefix("retry policy"));
+  TREATY_RETURN_IF_ERROR(resilience::Validate(options.caller.breaker).WithPrefix("breaker"));
+  TREATY_RETURN_IF_ERROR(resilience::Validate(options.admission).WithPrefix("admission"));
   impl->core = std::make_unique<TwoPcCore>(options.core, impl->clock, impl->random);
+  impl->caller = std::make_unique<ParticipantCaller>(impl->io(), impl->clock, options.caller,
+                                                     &impl->metrics->registry());
+  impl->admission = std::make_unique<resilience::KeyedTokenBuckets>(options.admission);
   impl->server = std::make_unique<net::RpcServer>(impl->io());
   impl->RegisterHandlers();
 

@@ -12,7 +12,10 @@
 #include <string>
 
 #include "common/status.h"
+#include "coordinator/participant_caller.h"
+#include "coordinator/registry.h"
 #include "coordinator/twopc_core.h"
+#include "resilience/token_bucket.h"
 
 namespace treaty::coordinator {
 
@@ -32,9 +35,13 @@ struct CoordinatorOptions {
   bool group_commit = true;
   // Protocol knobs (prepare timeout, retry backoff).
   CoreOptions core;
-  // Time budget of one COMMIT/ABORT call to a participant, milliseconds. Default 2000.
-  int64_t decision_call_timeout_ms = 2000;
-  // See kDefaultMaxActiveTransactions.
+  // Participant registry: lease length, load-balancing policies.
+  RegistryOptions registry;
+  // Participant calls: circuit breaker, bulkhead, COMMIT/ABORT call budget.
+  CallerOptions caller;
+  // Admission: token bucket per client id (rate and burst of submissions per second).
+  resilience::TokenBucketOptions admission;
+  // See kDefaultMaxActiveTransactions: the global bound on transactions in flight.
   size_t max_active_transactions = kDefaultMaxActiveTransactions;
   // Called once (from an internal thread) when the coordinator cannot go on safely, e.g. the log
   // stopped after a failed write. The owner should stop the process; a restart recovers from the

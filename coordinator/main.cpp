@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/logging.h"
 #include "coordinator/coordinator.h"
@@ -25,20 +26,55 @@ int main(int argc, char** argv) {
                  "Default prepare-phase budget")
       ->capture_default_str()
       ->check(CLI::Range(1u, 3'600'000u));
-  app.add_option("--decision-timeout-ms", options.decision_call_timeout_ms,
+  app.add_option("--decision-timeout-ms", options.caller.decision_call_timeout_ms,
                  "Budget of one COMMIT/ABORT call")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{600'000}));
-  app.add_option("--retry-initial-ms", options.core.retry_initial_ms, "First retry backoff")
+  app.add_option("--retry-initial-ms", options.core.retry.initial_backoff_ms, "First retry backoff")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{60'000}));
-  app.add_option("--retry-max-ms", options.core.retry_max_ms, "Retry backoff cap")
+  app.add_option("--retry-max-ms", options.core.retry.max_backoff_ms, "Retry backoff cap")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{600'000}));
   app.add_option("--max-active", options.max_active_transactions,
                  "Transactions held at once before Submit answers RESOURCE_EXHAUSTED")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{10'000'000}));
+  app.add_option("--lease-ms", options.registry.lease_ms,
+                 "A participant instance leaves the rotation this long after its last heartbeat")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{100}, int64_t{3'600'000}));
+  std::string lb_default = "round-robin";
+  std::vector<std::string> lb_services;
+  app.add_option("--lb", lb_default,
+                 "Default load balancing: round-robin, weighted, least-outstanding, "
+                 "consistent-hash")
+      ->capture_default_str();
+  app.add_option("--lb-service", lb_services, "Per-service policy, SERVICE=POLICY (repeatable)");
+  auto& breaker = options.caller.breaker;
+  app.add_option("--breaker-failures", breaker.consecutive_failures,
+                 "Consecutive failures that open an instance's circuit breaker (0: off)")
+      ->capture_default_str();
+  app.add_option("--breaker-failure-rate", breaker.failure_rate,
+                 "Failure share over the window that opens the breaker")
+      ->capture_default_str();
+  app.add_option("--breaker-window-ms", breaker.window_ms, "Failure-rate window")
+      ->capture_default_str();
+  app.add_option("--breaker-min-calls", breaker.min_calls_in_window,
+                 "Calls in the window before the failure rate counts")
+      ->capture_default_str();
+  app.add_option("--breaker-reset-ms", breaker.reset_timeout_ms,
+                 "Open breaker: time before a half-open probe")
+      ->capture_default_str();
+  app.add_option("--max-in-flight-per-service", options.caller.max_in_flight_per_service,
+                 "Bulkhead: participant calls in flight per service")
+      ->capture_default_str();
+  app.add_option("--admission-rate", options.admission.rate_per_sec,
+                 "Submissions per second per client id (token bucket refill)")
+      ->capture_default_str();
+  app.add_option("--admission-burst", options.admission.burst,
+                 "Token bucket capacity per client id")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   try {
@@ -48,6 +84,22 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   options.group_commit = !no_group_commit;
+  auto policy = treaty::coordinator::ParseLbPolicy(lb_default);
+  if (!policy.ok()) {
+    std::fprintf(stderr, "treatyd: --lb: %s\n", policy.status().message().c_str());
+    return 2;
+  }
+  options.registry.default_policy = *policy;
+  for (const auto& entry : lb_services) {
+    auto eq = entry.find('=');
+    auto p = eq == std::string::npos ? policy : treaty::coordinator::ParseLbPolicy(entry.substr(eq + 1));
+    if (eq == std::string::npos || eq == 0 || !p.ok()) {
+      std::fprintf(stderr, "treatyd: --lb-service %s: expected SERVICE=POLICY%s%s\n",
+                   entry.c_str(), p.ok() ? "" : ": ", p.ok() ? "" : p.status().message().c_str());
+      return 2;
+    }
+    options.registry.policies[entry.substr(0, eq)] = *p;
+  }
   treaty::SetupLogging("treatyd", log_level);
 
   // Every thread started below inherits this mask; the main thread waits for the signals.

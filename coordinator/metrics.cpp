@@ -73,6 +73,12 @@ Metrics::Metrics(const log::EventLog* log)
                    .Help("Submissions refused (invalid, unknown service, overload)")
                    .Register(*registry_)
                    .Add({});
+  auto& throttled = prometheus::BuildCounter()
+                        .Name("treaty_submit_throttled_total")
+                        .Help("Submissions refused by admission control (RESOURCE_EXHAUSTED)")
+                        .Register(*registry_);
+  throttled_rate_ = &throttled.Add({{"reason", "rate"}});
+  throttled_in_flight_ = &throttled.Add({{"reason", "in_flight"}});
   active_ = &prometheus::BuildGauge()
                  .Name("treaty_tx_active")
                  .Help("Transactions held by the coordinator, not yet finished")
@@ -106,6 +112,9 @@ void Metrics::AddCollector(Collector collect) {
 
 void Metrics::TxSubmitted() { submitted_->Increment(); }
 void Metrics::SubmitRejected() { rejected_->Increment(); }
+void Metrics::Throttled(const char* reason) {
+  (std::string_view(reason) == "rate" ? throttled_rate_ : throttled_in_flight_)->Increment();
+}
 void Metrics::SetActive(size_t active) { active_->Set(static_cast<double>(active)); }
 
 std::string Metrics::Scrape() const {

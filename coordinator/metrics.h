@@ -34,6 +34,9 @@ class Metrics {
   void TxFinished(v1::TxState state, int64_t duration_ms);
   void TxSubmitted();
   void SubmitRejected();
+  // A submission refused by admission control; reason "rate" (client token bucket) or
+  // "in_flight" (global bound).
+  void Throttled(const char* reason);
   void SetActive(size_t active);
 
   // Adds metrics computed at scrape time by another component (e.g. the read model's lag).
@@ -54,6 +57,8 @@ class Metrics {
   prometheus::Counter* aborted_;
   prometheus::Counter* submitted_;
   prometheus::Counter* rejected_;
+  prometheus::Counter* throttled_rate_;
+  prometheus::Counter* throttled_in_flight_;
   prometheus::Gauge* active_;
   prometheus::Histogram* commit_latency_;
   prometheus::Histogram* abort_latency_;

@@ -7,7 +7,6 @@
 
 namespace treaty::coordinator {
 
-using internal::IsDefinitivePrepareFailure;
 using internal::MayHavePrepared;
 
 // Most clients that may wait on one transaction at a time. Bounds the memory a client retrying
@@ -172,7 +171,8 @@ void TwoPcCore::SendPrepare(Tx& tx, uint32_t branch, uint32_t attempt, Effects& 
   const v1::Branch& b = tx.branches[branch];
   const int64_t budget_ms = std::max<int64_t>(1, tx.prepare_deadline_ms - clock_.NowMs());
   out.calls.push_back(
-      {tx.xid, branch, Phase::kPrepare, b.service(), b.op(), b.payload(), attempt, budget_ms});
+      {tx.xid, branch, Phase::kPrepare, b.service(), b.op(), b.payload(), attempt, budget_ms,
+       b.instance()});
 }
 
 void TwoPcCore::SendDecision(Tx& tx, uint32_t branch, uint32_t attempt, Effects& out) {
@@ -180,7 +180,8 @@ void TwoPcCore::SendDecision(Tx& tx, uint32_t branch, uint32_t attempt, Effects&
   // Decision calls reuse the transaction's prepare budget as their per-call deadline: a
   // participant that could prepare in that time can apply the decision in it too.
   out.calls.push_back({tx.xid, branch, CallPhase(tx), tx.branches[branch].service(), "", "",
-                       attempt, static_cast<int64_t>(tx.prepare_timeout_ms)});
+                       attempt, static_cast<int64_t>(tx.prepare_timeout_ms),
+                       tx.branches[branch].instance()});
 }
 
 // ---- Votes and decisions ----
@@ -318,7 +319,7 @@ Effects TwoPcCore::Handle(const CallFailed& in) {
     }
     bs.last_error = in.status.ToString();
     Touch(*tx);
-    if (IsDefinitivePrepareFailure(in.status.code())) {
+    if (!resilience::IsRetryable(in.status)) {
       Decide(*tx, v1::ABORT,
              tx->branches[in.branch].service() + " refused PREPARE: " + in.status.ToString(), out);
     } else {
@@ -374,8 +375,7 @@ void TwoPcCore::CancelTimer(Tx& tx, uint64_t timer_id) {
 }
 
 int64_t TwoPcCore::Backoff(uint32_t attempt) {
-  return internal::JitteredBackoffMs(attempt, options_.retry_initial_ms, options_.retry_max_ms,
-                                     random_);
+  return resilience::BackoffMs(options_.retry, attempt, random_);
 }
 
 Effects TwoPcCore::Handle(const TimerFired& in) {
@@ -486,6 +486,7 @@ std::optional<v1::Transaction> TwoPcCore::Get(const std::string& xid) const {
     v1::BranchStatus* status = view.add_branches();
     status->set_branch_id(b);
     status->set_service(tx.branches[b].service());
+    status->set_instance(tx.branches[b].instance());
     status->set_op(tx.branches[b].op());
     status->set_vote(bs.vote);
     status->set_acknowledged(bs.acked);

@@ -25,6 +25,7 @@
 #include "common/clock.h"
 #include "common/random.h"
 #include "common/status.h"
+#include "resilience/retry.h"
 #include "treaty/v1/coordinator.pb.h"
 #include "treaty/v1/log.pb.h"
 
@@ -36,10 +37,9 @@ inline constexpr size_t kMaxBranches = 64;
 struct CoreOptions {
   // Prepare phase budget when the submission does not set one, milliseconds. Default 5000.
   uint32_t default_prepare_timeout_ms = 5000;
-  // Backoff before the first retry of a failed call, milliseconds. Default 20.
-  int64_t retry_initial_ms = 20;
-  // Cap on the backoff between retries, milliseconds. Default 2000.
-  int64_t retry_max_ms = 2000;
+  // Backoff of retried calls (full jitter; attempts unlimited: commit/abort delivery never
+  // gives up, prepare retries stop at the prepare deadline). Default 20 ms doubling to 2000 ms.
+  resilience::RetryPolicy retry;
   // Backoff before retrying a failed log append, milliseconds. Default 100.
   int64_t log_retry_ms = 100;
 };
@@ -107,6 +107,7 @@ struct CallParticipant {
   std::string payload;  // prepare only
   uint32_t attempt = 1;
   int64_t deadline_ms = 0;  // time budget for this call
+  std::string instance;     // the branch's participant instance (Branch.instance), may be empty
 };
 
 struct SetTimer {

@@ -54,8 +54,8 @@ SimWorld::SimWorld(uint64_t seed, SimOptions options)
       random_(seed),
       core_random_(seed * 0x9E3779B97F4A7C15ULL + 1) {
   // Short timings keep a run to a few simulated seconds.
-  core_options_.retry_initial_ms = 10;
-  core_options_.retry_max_ms = 200;
+  core_options_.retry.initial_backoff_ms = 10;
+  core_options_.retry.max_backoff_ms = 200;
   core_options_.log_retry_ms = 20;
   for (int i = 0; i < options_.services; ++i) {
     participants_.emplace_back("s" + std::to_string(i));

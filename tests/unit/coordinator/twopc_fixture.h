@@ -39,8 +39,8 @@ class TwoPcCoreTest : public ::testing::Test {
   static CoreOptions Options() {
     CoreOptions o;
     o.default_prepare_timeout_ms = 5000;
-    o.retry_initial_ms = 20;
-    o.retry_max_ms = 2000;
+    o.retry.initial_backoff_ms = 20;
+    o.retry.max_backoff_ms = 2000;
     o.log_retry_ms = 100;
     return o;
   }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <future>
 #include <map>
 #include <mutex>
@@ -56,6 +57,7 @@ struct Participant::Impl {
   const Clock* clock;
   std::map<std::string, OpHandlers> ops;
   std::map<std::string, QueryHandler> queries;
+  std::map<std::string, ControlHandler> controls;
   Initializer initializer;
 
   std::mutex lifecycle_mu;
@@ -107,6 +109,12 @@ Status Participant::Impl::Validate() const {
       return Status::InvalidArgument("query method '" + method + "' is reserved or has no handler");
     }
   }
+  for (const auto& [method, handler] : controls) {
+    if (IsParticipantMethod(method) || queries.count(method) != 0 || !handler) {
+      return Status::InvalidArgument("control method '" + method +
+                                     "' is reserved, also a query method, or has no handler");
+    }
+  }
   return Status::Ok();
 }
 
@@ -156,6 +164,20 @@ void Participant::Impl::RegisterMethods() {
       r.query = query;
       r.done = std::move(respond);
       w->Submit(std::move(r));
+    });
+  }
+  for (const auto& [method, handler] : controls) {
+    const ControlHandler* control = &handler;
+    server->Register(method, [control](std::string payload, uint32_t, net::Responder respond) {
+      Result<std::string> response = Status::Internal("control handler threw");
+      try {
+        response = (*control)(payload);
+      } catch (const std::exception& e) {
+        response = Status::Internal(std::string("control handler threw: ") + e.what());
+      } catch (...) {
+        // response already says that the handler threw
+      }
+      respond(std::move(response));
     });
   }
 }
@@ -315,6 +337,10 @@ void Participant::RegisterOp(std::string op, OpHandlers handlers) {
 
 void Participant::RegisterQuery(std::string method, QueryHandler handler) {
   impl_->queries[std::move(method)] = std::move(handler);
+}
+
+void Participant::RegisterControl(std::string method, ControlHandler handler) {
+  impl_->controls[std::move(method)] = std::move(handler);
 }
 
 void Participant::SetInitializer(Initializer initializer) {

@@ -36,7 +36,8 @@
 // writes its batch without fsync), then syncs the write-ahead log once and only then sends the
 // round's responses: no response leaves before the effects it reports are durable. A handler must
 // not block for long; it delays every request behind it. A handler that throws is reported to the
-// caller as INTERNAL and its writes are discarded.
+// caller as INTERNAL and its writes are discarded. Control handlers (RegisterControl) are the
+// exception: they run on the network thread and never touch the data.
 #pragma once
 
 #include <cstddef>
@@ -152,6 +153,11 @@ struct OpHandlers {
 
 // A service-specific read-only RPC method: request payload in, response payload out.
 using QueryHandler = std::function<Result<std::string>(const std::string& payload, LocalReader&)>;
+// An operational RPC method (e.g. a switch for fault injection): request payload in, response
+// payload out. Runs on the participant's network thread, NOT on the worker, so it is answered
+// even while a handler blocks the worker; in exchange it must return quickly, never block, and
+// gets no access to the service's data. A handler that throws is reported as INTERNAL.
+using ControlHandler = std::function<Result<std::string>(const std::string& payload)>;
 // Runs once, when Start creates a new data dir; its writes are committed with the dir's schema
 // marker (e.g. seed initial data). A failure fails Start.
 using Initializer = std::function<Status(LocalTxn&)>;
@@ -181,6 +187,8 @@ class Participant {
   void RegisterOp(std::string op, OpHandlers handlers);
   // REQUIRES: before Start. method must not be one of the participant.* methods.
   void RegisterQuery(std::string method, QueryHandler handler);
+  // REQUIRES: before Start. method must be neither a participant.* method nor a query method.
+  void RegisterControl(std::string method, ControlHandler handler);
   // REQUIRES: before Start.
   void SetInitializer(Initializer initializer);
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
@@ -173,6 +174,36 @@ Result<std::string> QueryBalances(const std::string&, LocalReader& db) {
   return BalancesJson(balances);
 }
 
+using participant::DecisionHandler;
+using participant::OpHandlers;
+using participant::PrepareHandler;
+
+// handlers, each of them first passing through faults (if any).
+OpHandlers WithFaults(OpHandlers handlers, const std::shared_ptr<FaultInjector>& faults) {
+  if (!faults) return handlers;
+  auto decision = [&faults](const char* stage, DecisionHandler inner) -> DecisionHandler {
+    return [faults, stage, inner = std::move(inner)](const BranchContext& c, LocalTxn& t) {
+      TREATY_RETURN_IF_ERROR(faults->BeforeHandler(stage, c.xid, c.branch_id));
+      return inner ? inner(c, t) : Status::Ok();
+    };
+  };
+  PrepareHandler prepare = [faults, inner = std::move(handlers.prepare)](
+                               const BranchContext& c, LocalTxn& t) -> Result<PrepareResult> {
+    TREATY_RETURN_IF_ERROR(faults->BeforeHandler("prepare", c.xid, c.branch_id));
+    return inner(c, t);
+  };
+  return {std::move(prepare), decision("commit", std::move(handlers.commit)),
+          decision("abort", std::move(handlers.abort))};
+}
+
+// The kSetFaultMethod control handler: applies the requested setting, answers the one in force.
+Result<std::string> SetFault(FaultInjector& faults, const std::string& payload) {
+  Result<FaultSetting> setting = ParseFaultSetting(payload);
+  if (!setting.ok()) return setting.status();
+  faults.Set(*setting);
+  return FaultSettingJson(faults.setting());
+}
+
 }  // namespace
 
 Result<Balances> ParseAccounts(std::string_view spec) {
@@ -197,17 +228,31 @@ Result<Balances> ParseAccounts(std::string_view spec) {
 }
 
 void InstallBank(participant::Participant& participant, Balances initial) {
+  InstallBank(participant, std::move(initial), nullptr);
+}
+
+void InstallBank(participant::Participant& participant, Balances initial,
+                 std::shared_ptr<FaultInjector> faults) {
   participant.RegisterOp(
       kDebitOp,
-      {PrepareDebit,
-       [](const BranchContext& c, LocalTxn& t) { return FinishDebit(c, t, /*apply=*/true); },
-       [](const BranchContext& c, LocalTxn& t) { return FinishDebit(c, t, /*apply=*/false); }});
+      WithFaults(
+          {PrepareDebit,
+           [](const BranchContext& c, LocalTxn& t) { return FinishDebit(c, t, /*apply=*/true); },
+           [](const BranchContext& c, LocalTxn& t) { return FinishDebit(c, t, /*apply=*/false); }},
+          faults));
   participant.RegisterOp(
       kCreditOp,
-      {PrepareCredit,
-       [](const BranchContext& c, LocalTxn& t) { return FinishCredit(c, t, /*apply=*/true); },
-       [](const BranchContext& c, LocalTxn& t) { return FinishCredit(c, t, /*apply=*/false); }});
+      WithFaults(
+          {PrepareCredit,
+           [](const BranchContext& c, LocalTxn& t) { return FinishCredit(c, t, /*apply=*/true); },
+           [](const BranchContext& c, LocalTxn& t) { return FinishCredit(c, t, /*apply=*/false); }},
+          faults));
   participant.RegisterQuery(kBalancesMethod, QueryBalances);
+  if (faults) {
+    participant.RegisterControl(kSetFaultMethod, [faults](const std::string& payload) {
+      return SetFault(*faults, payload);
+    });
+  }
   participant.SetInitializer([initial = std::move(initial)](LocalTxn& txn) {
     for (const auto& [name, balance] : initial) txn.Put(AccountKey(name), std::to_string(balance));
     spdlog::info("bank: new data dir seeded with {} accounts", initial.size());

@@ -19,14 +19,18 @@
 // same amount.
 // Query method kBalancesMethod (empty request) returns the committed balances as a JSON object,
 // e.g. {"alice":70,"bob":80}.
+// Fault injection (fault.h): with a FaultInjector, the handlers above can be made to fail, hang
+// or slow down on command through the control method kSetFaultMethod.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "common/status.h"
+#include "examples/bank/fault.h"
 #include "participant/participant.h"
 
 namespace treaty::bank {
@@ -49,6 +53,13 @@ Result<Balances> ParseAccounts(std::string_view spec);
 // Registers the debit and credit ops, the balances query and an initializer that seeds
 // `initial` when the participant's data dir is new. REQUIRES: before participant.Start().
 void InstallBank(participant::Participant& participant, Balances initial);
+
+// As above, and every debit / credit prepare, commit and abort handler first consults `faults`
+// (FaultInjector::BeforeHandler); registers the control method kSetFaultMethod, which sets it.
+// faults must not be null. Call faults->Shutdown() before participant.Stop(): Stop waits for the
+// worker, which a hang would hold for up to its delay.
+void InstallBank(participant::Participant& participant, Balances initial,
+                 std::shared_ptr<FaultInjector> faults);
 
 // The payload of a debit or credit: {"account":"<account>","amount":<amount>}.
 std::string OpPayload(std::string_view account, int64_t amount);

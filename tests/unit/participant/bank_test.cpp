@@ -4,9 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
+#include <memory>
 #include <numeric>
+#include <optional>
 
 #include "common/random.h"
 #include "tests/unit/participant/participant_test_util.h"
@@ -228,6 +232,203 @@ TEST(BankFormatTest, BalancesJsonAndTableFormats) {
             "alice         70\n"
             "bob         1080\n");
   EXPECT_FALSE(ParseBalancesJson("[1]").ok());
+}
+
+// ---- Fault injection (examples/bank/fault.h) through real loopback RPC ----
+
+using Clock = std::chrono::steady_clock;
+
+int64_t MsSince(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+}
+
+// One bank participant whose handlers consult a FaultInjector, with a client for the business
+// calls and a separate one for bank.SetFault.
+class FaultyBank {
+ public:
+  FaultyBank(const std::string& dir, FaultSetting initial = {})
+      : faults_(std::make_shared<FaultInjector>(initial)),
+        participant_(Bank::Options("bank-f", dir)) {
+    InstallBank(participant_, Balances{{"alice", 100}, {"bob", 50}}, faults_);
+    start_status_ = participant_.Start();
+    if (start_status_.ok()) {
+      client_ = std::make_unique<ParticipantClient>(participant_.address());
+      control_ = std::make_unique<ParticipantClient>(participant_.address());
+    }
+  }
+  ~FaultyBank() {
+    faults_->Shutdown();  // as bank-participant does: a hang must not hold Stop
+    participant_.Stop();
+  }
+  const Status& start_status() const { return start_status_; }
+  ParticipantClient& client() { return *client_; }
+  FaultInjector& faults() { return *faults_; }
+  Participant& participant() { return participant_; }
+  // Calls bank.SetFault with a raw JSON payload; returns the reply (the setting in force).
+  Result<std::string> SetFault(const std::string& json) {
+    return control_->Call(kSetFaultMethod, json);
+  }
+  Balances balances() {
+    Result<std::string> json = client_->Call(kBalancesMethod, "");
+    if (!json.ok()) return {};
+    Result<Balances> parsed = ParseBalancesJson(*json);
+    return parsed.ok() ? *parsed : Balances{};
+  }
+
+ private:
+  std::shared_ptr<FaultInjector> faults_;
+  Participant participant_;
+  Status start_status_;
+  std::unique_ptr<ParticipantClient> client_;
+  std::unique_ptr<ParticipantClient> control_;
+};
+
+class BankFaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bank_ = std::make_unique<FaultyBank>(dir_.Sub("f"));
+    ASSERT_TRUE(bank_->start_status().ok()) << bank_->start_status().ToString();
+  }
+  TempDir dir_;
+  std::unique_ptr<FaultyBank> bank_;
+};
+
+TEST_F(BankFaultTest, FailModeAnswersUnavailableAndWritesNothing) {
+  Result<std::string> set = bank_->SetFault(R"({"mode":"fail"})");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(*set, R"({"delay_ms":0,"mode":"fail"})");
+  Result<v1::PrepareResponse> vote =
+      bank_->client().Prepare("tx-1", 0, kDebitOp, OpPayload("alice", 30));
+  EXPECT_EQ(vote.status().code(), StatusCode::kUnavailable)
+      << "a failing participant must give a transient error, got " << vote.status().ToString();
+  EXPECT_EQ(vote.status().message(), "injected fault");
+  EXPECT_EQ(bank_->client().State("tx-1", 0), v1::BRANCH_STATE_UNKNOWN)
+      << "a failed prepare must record nothing";
+  EXPECT_EQ(bank_->balances(), (Balances{{"alice", 100}, {"bob", 50}}))
+      << "queries keep working in fail mode";
+  ASSERT_TRUE(bank_->SetFault(R"({"mode":"none"})").ok());
+  vote = bank_->client().Prepare("tx-1", 0, kDebitOp, OpPayload("alice", 100));
+  ASSERT_TRUE(vote.ok()) << vote.status().ToString();
+  EXPECT_EQ(vote->vote(), v1::YES) << "the failed attempt must not have reserved any funds";
+}
+
+TEST_F(BankFaultTest, FailModeKeepsPreparedBranchUntilDecisionGetsThrough) {
+  ASSERT_EQ(bank_->client().Prepare("tx-1", 0, kDebitOp, OpPayload("alice", 30))->vote(), v1::YES);
+  ASSERT_TRUE(bank_->SetFault(R"({"mode":"fail"})").ok());
+  EXPECT_EQ(bank_->client().Commit("tx-1", 0).code(), StatusCode::kUnavailable);
+  EXPECT_EQ(bank_->client().State("tx-1", 0), v1::BRANCH_PREPARED)
+      << "a failed commit must leave the branch prepared for redelivery";
+  EXPECT_EQ(bank_->balances().at("alice"), 100);
+  ASSERT_TRUE(bank_->SetFault(R"({"mode":"none"})").ok());
+  ASSERT_TRUE(bank_->client().Commit("tx-1", 0).ok()) << "redelivered commit after recovery";
+  EXPECT_EQ(bank_->balances().at("alice"), 70);
+  EXPECT_EQ(bank_->faults().injected(), 1u);
+}
+
+TEST_F(BankFaultTest, SlowModeDelaysHandlersButResultsStayCorrect) {
+  ASSERT_EQ(*bank_->SetFault(R"({"mode":"slow","delay_ms":150})"),
+            R"({"delay_ms":150,"mode":"slow"})");
+  const Clock::time_point start = Clock::now();
+  Result<v1::PrepareResponse> vote =
+      bank_->client().Prepare("tx-1", 0, kDebitOp, OpPayload("alice", 30));
+  const int64_t prepare_ms = MsSince(start);
+  ASSERT_TRUE(vote.ok()) << vote.status().ToString();
+  EXPECT_EQ(vote->vote(), v1::YES);
+  EXPECT_GE(prepare_ms, 150) << "slow mode must delay the handler by delay_ms";
+  ASSERT_TRUE(bank_->client().Commit("tx-1", 0).ok());
+  EXPECT_GE(MsSince(start), 300) << "the commit handler is delayed too";
+  EXPECT_EQ(bank_->balances().at("alice"), 70);
+}
+
+TEST_F(BankFaultTest, HangStallsTheInstanceUntilSetFaultNone) {
+  ASSERT_EQ(*bank_->SetFault(R"({"mode":"hang"})"), R"({"delay_ms":600000,"mode":"hang"})");
+  std::future<Result<v1::PrepareResponse>> pending = std::async(std::launch::async, [&] {
+    return bank_->client().Prepare("tx-1", 0, kDebitOp, OpPayload("alice", 30));
+  });
+  ASSERT_TRUE(participant::testing::WaitFor([&] { return bank_->faults().injected() == 1; }))
+      << "the prepare never reached the handler";
+  EXPECT_EQ(pending.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout)
+      << "a hanging handler answered";
+  Result<std::string> stalled =
+      bank_->client().rpc().Call(bank_->client().address(), kBalancesMethod, "", 200);
+  EXPECT_EQ(stalled.status().code(), StatusCode::kDeadlineExceeded)
+      << "a hang holds the worker, so queries stall too (as in a hung service)";
+
+  const Clock::time_point start = Clock::now();
+  ASSERT_TRUE(bank_->SetFault(R"({"mode":"none"})").ok())
+      << "the control method must get through while the worker hangs";
+  EXPECT_LT(MsSince(start), 1000);
+  ASSERT_EQ(pending.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+      << "the hanging prepare did not resume after mode none";
+  Result<v1::PrepareResponse> vote = pending.get();
+  ASSERT_TRUE(vote.ok()) << vote.status().ToString();
+  EXPECT_EQ(vote->vote(), v1::YES) << "the interrupted handler then runs normally";
+  EXPECT_EQ(bank_->balances().at("alice"), 100);
+}
+
+TEST_F(BankFaultTest, ShutdownEndsAHangWithUnavailable) {
+  ASSERT_TRUE(bank_->SetFault(R"({"mode":"hang"})").ok());
+  std::future<Result<v1::PrepareResponse>> pending = std::async(std::launch::async, [&] {
+    return bank_->client().Prepare("tx-1", 0, kDebitOp, OpPayload("alice", 30));
+  });
+  ASSERT_TRUE(participant::testing::WaitFor([&] { return bank_->faults().injected() == 1; }));
+  bank_->faults().Shutdown();
+  ASSERT_EQ(pending.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+      << "Shutdown did not end the hang";
+  EXPECT_EQ(pending.get().status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(bank_->client().State("tx-1", 0), v1::BRANCH_STATE_UNKNOWN);
+  const Clock::time_point start = Clock::now();
+  bank_->participant().Stop();
+  EXPECT_LT(MsSince(start), 2000) << "Stop was held up after Shutdown";
+}
+
+TEST_F(BankFaultTest, BadSetFaultRequestIsRefusedAndChangesNothing) {
+  ASSERT_TRUE(bank_->SetFault(R"({"mode":"fail"})").ok());
+  for (const char* bad : {"nope", "[]", R"({"delay_ms":5})", R"({"mode":"explode"})",
+                          R"({"mode":"slow","delay_ms":-1})", R"({"mode":"hang","delay_ms":1.5})",
+                          R"({"mode":"hang","delay_ms":99999999999})"}) {
+    Result<std::string> r = bank_->SetFault(bad);
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(bank_->faults().setting().mode, FaultMode::kFail);
+}
+
+TEST(BankFaultStartTest, FaultGivenAtStartAppliesFromFirstCall) {
+  TempDir dir;
+  FaultyBank bank(dir.Sub("f"), FaultSetting{FaultMode::kFail, 0});
+  ASSERT_TRUE(bank.start_status().ok()) << bank.start_status().ToString();
+  EXPECT_EQ(bank.client().Prepare("tx-1", 0, kCreditOp, OpPayload("bob", 1)).status().code(),
+            StatusCode::kUnavailable);
+}
+
+TEST(BankFaultStartTest, ControlMethodMustNotClashWithOtherMethods) {
+  TempDir dir;
+  for (const std::string& method : {std::string(v1::methods::kPrepare), std::string("q.Same")}) {
+    Participant participant(Bank::Options("bank-c", dir.Sub("c")));
+    participant.RegisterQuery("q.Same", [](const std::string&, participant::LocalReader&) {
+      return Result<std::string>(std::string());
+    });
+    participant.RegisterControl(
+        method, [](const std::string&) { return Result<std::string>(std::string()); });
+    EXPECT_EQ(participant.Start().code(), StatusCode::kInvalidArgument) << method;
+  }
+}
+
+TEST(BankFaultFormatTest, SettingDefaultsAndJson) {
+  EXPECT_EQ(MakeFaultSetting("hang", std::nullopt)->delay_ms, kDefaultHangMs);
+  EXPECT_EQ(MakeFaultSetting("slow", std::nullopt)->delay_ms, kDefaultSlowMs);
+  EXPECT_EQ(MakeFaultSetting("slow", 7)->delay_ms, 7);
+  EXPECT_EQ(MakeFaultSetting("fail", 7)->delay_ms, 0) << "fail does not wait";
+  EXPECT_EQ(MakeFaultSetting("none", std::nullopt)->mode, FaultMode::kNone);
+  EXPECT_EQ(MakeFaultSetting("slow", kMaxFaultDelayMs + 1).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(MakeFaultSetting("Fail", std::nullopt).status().code(), StatusCode::kInvalidArgument);
+  const FaultSetting slow{FaultMode::kSlow, 25};
+  EXPECT_EQ(FaultSettingJson(slow), R"({"delay_ms":25,"mode":"slow"})");
+  Result<FaultSetting> back = ParseFaultSetting(FaultSettingJson(slow));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->mode, FaultMode::kSlow);
+  EXPECT_EQ(back->delay_ms, 25);
 }
 
 }  // namespace

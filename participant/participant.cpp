@@ -201,6 +201,7 @@ void Participant::Impl::RegisterOnce() {
   v1::RegisterRequest req;
   req.set_service(options.service);
   req.set_address(address);
+  req.set_weight(options.weight);
   Status s = CallCoordinator(methods::kRegister, req.SerializeAsString()).status();
   if (s.ok()) {
     registrations.fetch_add(1);

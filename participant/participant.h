@@ -65,6 +65,9 @@ struct ParticipantOptions {
   // host:port announced to the coordinator. Empty (default): the host of `listen` with the bound
   // port. Set it when listening on 0.0.0.0 or behind NAT.
   std::string advertise;
+  // Relative share of new branches this instance gets when its service is balanced by weight.
+  // Default 1.
+  uint32_t weight = 1;
   // host:port of the coordinator. Empty: no registration and no in-doubt resolution (branches
   // stay prepared until a decision is delivered); useful only in tests.
   std::string coordinator;

@@ -132,6 +132,9 @@ int main(int argc, char** argv) {
   app.add_option("--service", options.service, "Service name, e.g. bank-a");
   app.add_option("--listen", options.listen, "host:port to serve on")->capture_default_str();
   app.add_option("--coordinator", options.coordinator, "Coordinator host:port");
+  app.add_option("--weight", options.weight, "Share of new branches under weighted balancing")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 10'000u));
   app.add_option("--data-dir", options.data_dir, "Directory of this participant's RocksDB");
   app.add_option("--accounts", accounts,
                  "Initial balances for a new data dir, e.g. alice=100,bob=50");

@@ -1,14 +1,31 @@
-// The admin HTTP endpoint of treatyd: GET /healthz ("ok") and GET /metrics (Prometheus text).
+// The admin HTTP endpoint of treatyd: GET /healthz ("ok"), GET /metrics (Prometheus text), and
+// the GET routes other components add (e.g. the read model's JSON API under /v1/).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "common/status.h"
 
 namespace treaty::coordinator {
+
+// A GET request as a route handler sees it.
+struct HttpRequest {
+  std::string path;                           // URL-decoded, e.g. "/v1/transactions/tx-1"
+  std::map<std::string, std::string> params;  // query parameters (last value wins)
+};
+
+struct HttpReply {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+};
+
+// Handles one request. Runs on one of the HTTP server's threads; must be thread-safe.
+using HttpHandler = std::function<HttpReply(const HttpRequest&)>;
 
 class AdminServer {
  public:
@@ -19,6 +36,11 @@ class AdminServer {
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
+
+  // Serves GET path: exactly that path, or, when path ends with '/', every path below it. The
+  // longest matching route wins; /healthz and /metrics cannot be replaced. A path no route
+  // matches gets 404; a handler that throws gets 500. Thread-safe; may be called while serving.
+  void AddRoute(std::string path, HttpHandler handler);
 
   uint16_t port() const;
   void Stop();

@@ -16,6 +16,7 @@
 #include "coordinator/registry.h"
 #include "resilience/retry.h"
 #include "coordinator/transactions.h"
+#include "coordinator/twopc_rules.h"
 #include "log/log.h"
 #include "net/proto_codec.h"
 #include "net/rpc.h"
@@ -277,7 +278,7 @@ struct Coordinator::Impl {
   }
 
   Result<std::string> ReplyForLogged(const v1::SubmitRequest& req, const v1::TxnRecord& rec) {
-    if (!SameBranches(req.branches(), rec.branches())) {
+    if (!internal::SameBranches(req.branches(), rec.branches())) {
       return Status::AlreadyExists("xid " + req.xid() +
                                    " was already used for a different transaction");
     }

@@ -2,18 +2,6 @@
 
 namespace treaty::coordinator {
 
-bool SameBranches(const google::protobuf::RepeatedPtrField<v1::Branch>& a,
-                  const google::protobuf::RepeatedPtrField<v1::Branch>& b) {
-  if (a.size() != b.size()) return false;
-  for (int i = 0; i < a.size(); ++i) {
-    if (a[i].service() != b[i].service() || a[i].op() != b[i].op() ||
-        a[i].payload() != b[i].payload()) {
-      return false;
-    }
-  }
-  return true;
-}
-
 v1::Transaction TransactionFromRecord(const v1::TxnRecord& rec) {
   v1::Transaction tx;
   tx.set_xid(rec.xid());

@@ -34,7 +34,9 @@ inline Status ValidateSubmit(const Submit& in) {
 }
 
 // Same services, ops and payloads in the same order.
-inline bool SameBranches(const std::vector<v1::Branch>& a, const std::vector<v1::Branch>& b) {
+// Works for any two ranges of v1::Branch (std::vector, RepeatedPtrField).
+template <typename A, typename B>
+bool SameBranches(const A& a, const B& b) {
   return std::equal(
       a.begin(), a.end(), b.begin(), b.end(), [](const v1::Branch& x, const v1::Branch& y) {
         return x.service() == y.service() && x.op() == y.op() && x.payload() == y.payload();

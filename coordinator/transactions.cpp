@@ -15,6 +15,7 @@ v1::Transaction TransactionFromRecord(const v1::TxnRecord& rec) {
     b->set_branch_id(static_cast<uint32_t>(i));
     b->set_service(rec.branches(i).service());
     b->set_op(rec.branches(i).op());
+    b->set_instance(rec.branches(i).instance());
     if (i < rec.votes_size()) b->set_vote(rec.votes(i));
     b->set_acknowledged(finished);
   }

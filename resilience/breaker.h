@@ -21,8 +21,8 @@
 // while HALF_OPEN only if a probe is outstanding, counted while CLOSED.
 //
 // Lost probes. A probe whose result is never reported would keep a half-open breaker refusing
-// forever; so when every probe slot has been taken for reset_timeout_ms without any result, the
-// slots are handed out again.
+// forever; so when every probe slot is taken and reset_timeout_ms have passed since the last one
+// was handed out without a result deciding the state, the slots are handed out again.
 //
 // Time is passed in (monotonic milliseconds); a time earlier than one already seen is treated as
 // the latest time seen. Memory is constant (kWindowBuckets counters). Not thread-safe: the

@@ -19,6 +19,7 @@
 #include "treaty/v1/coordinator.pb.h"
 #include "treaty/v1/methods.h"
 #include "treaty/v1/participant.pb.h"
+#include "treaty/v1/saga.pb.h"
 
 namespace treaty::participant {
 namespace {
@@ -34,7 +35,8 @@ constexpr std::chrono::milliseconds kCallGrace{1000};
 
 bool IsParticipantMethod(const std::string& method) {
   return method == methods::kPrepare || method == methods::kCommit || method == methods::kAbort ||
-         method == methods::kInspect;
+         method == methods::kInspect || method == methods::kAction ||
+         method == methods::kCompensate;
 }
 
 }  // namespace
@@ -56,6 +58,7 @@ struct Participant::Impl {
   SystemClock system_clock;
   const Clock* clock;
   std::map<std::string, OpHandlers> ops;
+  std::map<std::string, SagaStepHandlers> saga_steps;  // by action name
   std::map<std::string, QueryHandler> queries;
   std::map<std::string, ControlHandler> controls;
   Initializer initializer;
@@ -104,6 +107,20 @@ Status Participant::Impl::Validate() const {
                                      " has no prepare handler");
     }
   }
+  std::map<std::string, std::string> action_of;  // compensation name -> action name
+  for (const auto& [action, step] : saga_steps) {
+    if (action.empty() || step.compensation.empty() || !step.run || !step.undo) {
+      return Status::InvalidArgument("saga step '" + action + "' of service " + options.service +
+                                     " needs an action name, a compensation name and both "
+                                     "handlers");
+    }
+    auto [it, added] = action_of.emplace(step.compensation, action);
+    if (!added) {
+      return Status::InvalidArgument("compensation '" + step.compensation + "' of service " +
+                                     options.service + " is registered for both action '" +
+                                     it->second + "' and '" + action + "'");
+    }
+  }
   for (const auto& [method, handler] : queries) {
     if (IsParticipantMethod(method) || !handler) {
       return Status::InvalidArgument("query method '" + method + "' is reserved or has no handler");
@@ -145,6 +162,22 @@ void Participant::Impl::RegisterMethods() {
           r.done = std::move(respond);
           w->Submit(std::move(r));
         });
+  }
+  for (const auto& [method, kind] : {std::pair{methods::kAction, Request::Kind::kAction},
+                                     std::pair{methods::kCompensate, Request::Kind::kCompensate}}) {
+    server->Register(method,
+                     [w, kind = kind](std::string payload, uint32_t, net::Responder respond) {
+                       Result<v1::StepRequest> req = net::DecodeRequest<v1::StepRequest>(payload);
+                       if (!req.ok()) return respond(req.status());
+                       Request r;
+                       r.kind = kind;
+                       r.xid = req->xid();
+                       r.branch_id = req->step();
+                       r.op = req->op();
+                       r.payload = req->payload();
+                       r.done = std::move(respond);
+                       w->Submit(std::move(r));
+                     });
   }
   server->Register(methods::kInspect, [w](std::string payload, uint32_t, net::Responder respond) {
     Result<v1::InspectRequest> req = net::DecodeRequest<v1::InspectRequest>(payload);
@@ -318,6 +351,8 @@ void Participant::Impl::Shutdown() {
     final_stats.rounds = worker->rounds();
     final_stats.syncs = worker->syncs();
     final_stats.prepared = worker->prepared();
+    final_stats.null_compensations = worker->null_compensations();
+    final_stats.late_actions_refused = worker->late_actions_refused();
   }
   server.reset();
   coordinator.reset();
@@ -334,6 +369,12 @@ Participant::~Participant() { Stop(); }
 
 void Participant::RegisterOp(std::string op, OpHandlers handlers) {
   impl_->ops[std::move(op)] = std::move(handlers);
+}
+
+void Participant::RegisterSagaStep(std::string action, std::string compensation, ActionHandler run,
+                                   CompensationHandler undo) {
+  SagaStepHandlers step{action, std::move(compensation), std::move(run), std::move(undo)};
+  impl_->saga_steps[std::move(action)] = std::move(step);
 }
 
 void Participant::RegisterQuery(std::string method, QueryHandler handler) {
@@ -374,7 +415,7 @@ Status Participant::Start() {
 
   WorkerOptions worker_options{d.options.service, d.options.sync, d.options.max_queued_requests,
                                d.options.max_round_requests, d.clock};
-  d.worker = std::make_unique<Worker>(*d.store, d.ops, std::move(worker_options));
+  d.worker = std::make_unique<Worker>(*d.store, d.ops, d.saga_steps, std::move(worker_options));
   d.worker->LoadPrepared(*prepared);
   d.worker->Start();
 
@@ -441,11 +482,15 @@ ParticipantStats Participant::Stats() const {
     stats.rounds = d.worker->rounds();
     stats.syncs = d.worker->syncs();
     stats.prepared = d.worker->prepared();
+    stats.null_compensations = d.worker->null_compensations();
+    stats.late_actions_refused = d.worker->late_actions_refused();
   } else {
     stats.requests = d.final_stats.requests;
     stats.rounds = d.final_stats.rounds;
     stats.syncs = d.final_stats.syncs;
     stats.prepared = d.final_stats.prepared;
+    stats.null_compensations = d.final_stats.null_compensations;
+    stats.late_actions_refused = d.final_stats.late_actions_refused;
   }
   return stats;
 }

@@ -1,13 +1,16 @@
-// libtreaty-participant: the library a service embeds to take part in Treaty two-phase commits.
+// libtreaty-participant: the library a service embeds to take part in Treaty transactions
+// (two-phase commits and sagas).
 //
-// A service registers, per operation name, a prepare handler and optional commit / abort handlers,
-// then calls Start(). The library then:
-//   - serves the coordinator's calls (participant.Prepare / Commit / Abort / Inspect) over
-//     Treaty RPC, plus any read-only query methods the service registers;
-//   - keeps the service's data and a per-branch barrier in its own local RocksDB (data_dir), and
-//     writes the barrier record in the same atomic batch as the handler's writes, so a prepared
-//     branch survives a crash together with its effects;
-//   - makes Prepare, Commit and Abort idempotent and safe in any order (see "Barrier" below);
+// A service registers, per operation name, a prepare handler and optional commit / abort handlers
+// (2PC), and per saga step an action and its compensation (sagas), then calls Start(). The
+// library then:
+//   - serves the coordinator's calls (participant.Prepare / Commit / Abort / Action / Compensate /
+//     Inspect) over Treaty RPC, plus any read-only query methods the service registers;
+//   - keeps the service's data and a per-branch / per-step barrier in its own local RocksDB
+//     (data_dir), and writes the barrier record in the same atomic batch as the handler's writes,
+//     so a prepared branch or a done step survives a crash together with its effects;
+//   - makes Prepare, Commit and Abort idempotent and safe in any order (see "Barrier" below), and
+//     Action and Compensate too (see "Saga barrier");
 //   - registers the service's address with the coordinator, and re-registers periodically so a
 //     restarted coordinator learns it again;
 //   - resolves in-doubt branches: a branch that stays prepared without a decision (or that is
@@ -30,14 +33,33 @@
 //   An op with no registered handler gets NOT_FOUND.
 // Handlers never write barrier records themselves.
 //
-// Execution model. Every handler (prepare, commit, abort, query, initializer) runs on ONE worker
-// thread, one at a time, so handlers need no locking and each sees the effects of the ones before
-// it. The worker takes every queued request as one round, executes them in arrival order (each
-// writes its batch without fsync), then syncs the write-ahead log once and only then sends the
-// round's responses: no response leaves before the effects it reports are durable. A handler must
-// not block for long; it delays every request behind it. A handler that throws is reported to the
-// caller as INTERNAL and its writes are discarded. Control handlers (RegisterControl) are the
-// exception: they run on the network thread and never touch the data.
+// Saga barrier. For each saga step (xid, step) the library records the action's outcome and the
+// compensation, each in the same atomic batch as the handler's writes:
+//   Action:     compensation recorded -> REFUSED "compensated before the action arrived" without
+//               running the handler (anti-hanging: an action delayed past its compensation must not
+//               take effect); action recorded -> the recorded answer, handler not run again;
+//               otherwise the action handler runs: DONE -> its writes + DONE are written together;
+//               REFUSED -> its writes are discarded, REFUSED (with the reason) recorded; an error
+//               -> nothing recorded, the error is returned (the coordinator retries).
+//   Compensate: compensation recorded -> DONE without running anything (idempotent);
+//               action DONE -> the compensation handler runs, its writes + COMPENSATED are written
+//               together; action REFUSED -> COMPENSATED recorded without running the handler
+//               (nothing to undo); no action recorded -> COMPENSATED recorded without running the
+//               handler ("null compensation"), which refuses the action if it arrives later;
+//               an error from the handler -> nothing recorded, the error is returned (retried).
+//   Compensate answers DONE or an error, never REFUSED: a compensation cannot be declined, only
+//   retried. An unknown action or compensation name gets NOT_FOUND. A compensation whose step's
+//   recorded action is not its own action gets FAILED_PRECONDITION (a coordinator bug).
+//
+// Execution model. Every handler (prepare, commit, abort, action, compensation, query,
+// initializer) runs on ONE worker thread, one at a time, so handlers need no locking and each
+// sees the effects of the ones before it. The worker takes every queued request as one round,
+// executes them in arrival order (each writes its batch without fsync), then syncs the
+// write-ahead log once and only then sends the round's responses: no response leaves before the
+// effects it reports are durable. A handler must not block for long; it delays every request
+// behind it. A handler that throws is reported to the caller as INTERNAL and its writes are
+// discarded. Control handlers (RegisterControl) are the exception: they run on the network thread
+// and never touch the data.
 #pragma once
 
 #include <cstddef>
@@ -154,6 +176,39 @@ struct OpHandlers {
   DecisionHandler abort;
 };
 
+// The saga step a handler is called for.
+struct StepContext {
+  std::string xid;
+  // Index of the step in the saga definition.
+  uint32_t step = 0;
+  // The action name (action handler) or compensation name (compensation handler).
+  std::string op;
+  // The request's payload; the coordinator sends the step's payload to both the action and the
+  // compensation.
+  std::string payload;
+};
+
+enum class StepOutcome { kDone, kRefused };
+
+// An action handler's answer. reason is shown to the user for REFUSED.
+struct StepResult {
+  StepOutcome outcome = StepOutcome::kDone;
+  std::string reason;
+
+  static StepResult Done() { return {StepOutcome::kDone, {}}; }
+  static StepResult Refused(std::string reason) {
+    return {StepOutcome::kRefused, std::move(reason)};
+  }
+};
+
+// Performs a saga step's local transaction. DONE: its writes take effect. REFUSED: a business
+// failure (the coordinator compensates the saga and never retries it); its writes are discarded.
+// A non-OK result is a transient failure: nothing is recorded and the coordinator retries.
+using ActionHandler = std::function<Result<StepResult>(const StepContext&, LocalTxn&)>;
+// Undoes a DONE action. Runs at most once per step, and only after the step's action was DONE
+// here. A non-OK status is a transient failure: nothing is recorded and the coordinator retries.
+using CompensationHandler = std::function<Status(const StepContext&, LocalTxn&)>;
+
 // A service-specific read-only RPC method: request payload in, response payload out.
 using QueryHandler = std::function<Result<std::string>(const std::string& payload, LocalReader&)>;
 // An operational RPC method (e.g. a switch for fault injection): request payload in, response
@@ -166,13 +221,15 @@ using ControlHandler = std::function<Result<std::string>(const std::string& payl
 using Initializer = std::function<Status(LocalTxn&)>;
 
 struct ParticipantStats {
-  uint64_t requests = 0;           // requests executed by the worker (RPC and in-doubt resolution)
-  uint64_t rounds = 0;             // group-commit rounds
-  uint64_t syncs = 0;              // WAL syncs (at most one per round)
-  uint64_t in_doubt_queries = 0;   // coordinator.QueryOutcome calls made
-  uint64_t resolved_in_doubt = 0;  // branches committed or aborted through QueryOutcome
-  uint64_t registrations = 0;      // successful coordinator.Register calls
-  size_t prepared = 0;             // branches currently PREPARED
+  uint64_t requests = 0;            // requests executed by the worker (RPC and in-doubt resolution)
+  uint64_t rounds = 0;              // group-commit rounds
+  uint64_t syncs = 0;               // WAL syncs (at most one per round)
+  uint64_t in_doubt_queries = 0;    // coordinator.QueryOutcome calls made
+  uint64_t resolved_in_doubt = 0;   // branches committed or aborted through QueryOutcome
+  uint64_t registrations = 0;       // successful coordinator.Register calls
+  uint64_t null_compensations = 0;  // compensations recorded before their action arrived
+  uint64_t late_actions_refused = 0;  // actions refused because their compensation came first
+  size_t prepared = 0;                // branches currently PREPARED
 };
 
 // One participant instance. Thread-safety: Register* and SetInitializer before Start; Start,
@@ -188,6 +245,12 @@ class Participant {
 
   // REQUIRES: before Start. Registering an op twice replaces its handlers.
   void RegisterOp(std::string op, OpHandlers handlers);
+  // A saga step this service runs: participant.Action calls with op == action run `run`,
+  // participant.Compensate calls with op == compensation run `undo` (see "Saga barrier").
+  // REQUIRES: before Start. Registering an action twice replaces it. Start refuses empty names,
+  // missing handlers and a compensation name shared by two actions (INVALID_ARGUMENT).
+  void RegisterSagaStep(std::string action, std::string compensation, ActionHandler run,
+                        CompensationHandler undo);
   // REQUIRES: before Start. method must not be one of the participant.* methods.
   void RegisterQuery(std::string method, QueryHandler handler);
   // REQUIRES: before Start. method must be neither a participant.* method nor a query method.
@@ -197,7 +260,8 @@ class Participant {
 
   // Opens the data dir, loads prepared branches, starts the worker, listens, and starts the
   // registration / in-doubt resolution loop. Errors:
-  //   INVALID_ARGUMENT     missing service or data_dir, bad address, a handler-less op;
+  //   INVALID_ARGUMENT     missing service or data_dir, bad address, a handler-less op or
+  //                        saga step;
   //   FAILED_PRECONDITION  data_dir holds a database that is not this service's participant
   //                        store, or Start was already called;
   //   CORRUPTION           the database or a barrier record is corrupt;

@@ -13,6 +13,7 @@ namespace {
 
 constexpr char kDataFamily[] = "data";
 constexpr char kBarrierFamily[] = "barrier";
+constexpr char kSagaFamily[] = "saga";
 constexpr char kSchemaKey[] = "schema";
 constexpr char kServiceKey[] = "service";
 // Written on creation; a different value means a store this version cannot read.
@@ -127,6 +128,12 @@ void StoreTxn::PutBarrier(std::string_view xid, uint32_t branch_id, const Barrie
   if (!s.ok() && status_.ok()) status_ = FromRocks(s, "buffered barrier put");
 }
 
+void StoreTxn::PutStep(std::string_view xid, uint32_t step, StepKind kind,
+                       const StepRecord& record) {
+  rocksdb::Status s = batch_->Put(store_.saga_cf_, StepKey(xid, step, kind), EncodeStep(record));
+  if (!s.ok() && status_.ok()) status_ = FromRocks(s, "buffered saga barrier put");
+}
+
 Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const std::string& service,
                                            const Initializer& initializer) {
   bool exists_db = false;
@@ -142,7 +149,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const std::st
     if (!s.ok()) return FromRocks(s, "cannot read the database in data dir " + dir);
     for (const std::string& family : families) {
       if (family != rocksdb::kDefaultColumnFamilyName && family != kDataFamily &&
-          family != kBarrierFamily) {
+          family != kBarrierFamily && family != kSagaFamily) {
         return Status::FailedPrecondition(
             "data dir " + dir + " holds a database that is not a Treaty participant store " +
             "(column family '" + family + "'); pass another directory");
@@ -153,7 +160,8 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const std::st
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
       {kDataFamily, rocksdb::ColumnFamilyOptions()},
-      {kBarrierFamily, rocksdb::ColumnFamilyOptions()}};
+      {kBarrierFamily, rocksdb::ColumnFamilyOptions()},
+      {kSagaFamily, rocksdb::ColumnFamilyOptions()}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
@@ -164,6 +172,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const std::st
   store->meta_cf_ = handles[0];
   store->data_cf_ = handles[1];
   store->barrier_cf_ = handles[2];
+  store->saga_cf_ = handles[3];
   TREATY_RETURN_IF_ERROR(store->CheckOwner(dir, service));
   TREATY_RETURN_IF_ERROR(store->Initialize(service, initializer));
   return store;
@@ -175,7 +184,7 @@ Status Store::CheckOwner(const std::string& dir, const std::string& service) {
   if (s.IsNotFound()) {
     // Not initialized yet: acceptable only if the database is empty (new, or creation crashed).
     if (IsEmpty(db_.get(), meta_cf_) && IsEmpty(db_.get(), data_cf_) &&
-        IsEmpty(db_.get(), barrier_cf_)) {
+        IsEmpty(db_.get(), barrier_cf_) && IsEmpty(db_.get(), saga_cf_)) {
       return Status::Ok();
     }
     return Status::FailedPrecondition("data dir " + dir +
@@ -224,7 +233,7 @@ Status Store::Initialize(const std::string& service, const Initializer& initiali
 
 Store::~Store() {
   if (!db_) return;
-  for (rocksdb::ColumnFamilyHandle* cf : {meta_cf_, data_cf_, barrier_cf_}) {
+  for (rocksdb::ColumnFamilyHandle* cf : {meta_cf_, data_cf_, barrier_cf_, saga_cf_}) {
     if (cf != nullptr) db_->DestroyColumnFamilyHandle(cf);
   }
   rocksdb::Status s = db_->Close();
@@ -291,6 +300,38 @@ Result<std::vector<PreparedBranch>> Store::LoadPrepared() {
     out.push_back(std::move(branch));
   }
   if (!it->status().ok()) return FromRocks(it->status(), "barrier scan");
+  return out;
+}
+
+Result<std::optional<StepRecord>> Store::ReadStep(std::string_view xid, uint32_t step,
+                                                  StepKind kind) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), saga_cf_, StepKey(xid, step, kind), &value);
+  if (s.IsNotFound()) return std::optional<StepRecord>();
+  if (!s.ok()) return FromRocks(s, "saga barrier read");
+  Result<StepRecord> record = DecodeStep(value, kind);
+  if (!record.ok()) {
+    return record.status().WithPrefix("xid=" + std::string(xid) + " step=" + std::to_string(step));
+  }
+  return std::optional<StepRecord>(std::move(*record));
+}
+
+Result<std::vector<StoredStep>> Store::StepsOf(std::string_view xid) {
+  const std::string prefix = BarrierPrefix(xid);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), saga_cf_));
+  std::vector<StoredStep> out;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string key_xid;
+    StoredStep stored;
+    if (!ParseStepKey(it->key().ToStringView(), &key_xid, &stored.step, &stored.kind)) {
+      return Status::Corruption("malformed saga barrier key for xid=" + std::string(xid));
+    }
+    Result<StepRecord> record = DecodeStep(it->value().ToStringView(), stored.kind);
+    if (!record.ok()) return record.status().WithPrefix("xid=" + std::string(xid));
+    stored.record = std::move(*record);
+    out.push_back(std::move(stored));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "saga barrier scan");
   return out;
 }
 

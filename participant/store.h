@@ -1,10 +1,12 @@
-// The participant's local RocksDB: the service's key space, the barrier, and the schema marker.
+// The participant's local RocksDB: the service's key space, the barriers, and the schema marker.
 // Private to participant/.
 //
 // Column families:
 //   default  schema marker ("schema" -> kSchemaVersion) and owning service ("service" -> name)
 //   data     the service's own keys (LocalTxn / LocalReader)
-//   barrier  BarrierKey(xid, branch_id) -> EncodeBarrier(record)
+//   barrier  BarrierKey(xid, branch_id) -> EncodeBarrier(record)                (2PC branches)
+//   saga     StepKey(xid, step, kind) -> EncodeStep(record)                     (saga steps)
+// A data dir written before the saga family existed gets it on open.
 //
 // Thread-safety: Open/destructor from one thread; everything else from the worker thread only
 // (reads may also run on other threads, RocksDB allows it).
@@ -21,6 +23,7 @@
 #include "common/status.h"
 #include "participant/barrier.h"
 #include "participant/participant.h"
+#include "participant/saga_barrier.h"
 
 namespace rocksdb {
 class ColumnFamilyHandle;
@@ -47,6 +50,8 @@ class StoreTxn final : public LocalTxn {
 
   // Adds the barrier record for (xid, branch_id) to this transaction.
   void PutBarrier(std::string_view xid, uint32_t branch_id, const BarrierRecord& record);
+  // Adds the saga barrier record for (xid, step, kind) to this transaction.
+  void PutStep(std::string_view xid, uint32_t step, StepKind kind, const StepRecord& record);
 
  private:
   friend class Store;
@@ -62,6 +67,13 @@ struct PreparedBranch {
   std::string xid;
   uint32_t branch_id = 0;
   int64_t prepared_unix_ms = 0;
+};
+
+// A saga barrier record found by StepsOf.
+struct StoredStep {
+  uint32_t step = 0;
+  StepKind kind = StepKind::kAction;
+  StepRecord record;
 };
 
 class Store {
@@ -89,6 +101,11 @@ class Store {
   // Every branch in state PREPARED (a full scan of the barrier; for Start).
   Result<std::vector<PreparedBranch>> LoadPrepared();
 
+  // The saga barrier record of one step's action or compensation; nullopt if none.
+  Result<std::optional<StepRecord>> ReadStep(std::string_view xid, uint32_t step, StepKind kind);
+  // Every saga barrier record of xid, by (step, kind).
+  Result<std::vector<StoredStep>> StepsOf(std::string_view xid);
+
  private:
   friend class StoreTxn;
   Store() = default;
@@ -99,6 +116,7 @@ class Store {
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;  // the default family; owned by db_
   rocksdb::ColumnFamilyHandle* data_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* barrier_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* saga_cf_ = nullptr;
 };
 
 }  // namespace treaty::participant

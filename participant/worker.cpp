@@ -2,25 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
-#include <exception>
 #include <limits>
 
+#include "participant/guarded.h"
 #include "treaty/v1/participant.pb.h"
 
 namespace treaty::participant {
 namespace {
-
-// Runs user code, turning an escaping exception into INTERNAL.
-template <typename Fn>
-auto Guarded(const char* what, Fn&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string(what) + " handler threw: " + e.what());
-  } catch (...) {
-    return Status::Internal(std::string(what) + " handler threw a non-standard exception");
-  }
-}
 
 v1::Vote ToWire(Vote vote) {
   switch (vote) {
@@ -45,8 +33,11 @@ std::string DecisionReply() { return v1::DecisionResponse().SerializeAsString();
 
 }  // namespace
 
-Worker::Worker(Store& store, const std::map<std::string, OpHandlers>& ops, WorkerOptions options)
-    : store_(store), ops_(ops), options_(std::move(options)) {}
+Worker::Worker(Store& store, const std::map<std::string, OpHandlers>& ops,
+               const std::map<std::string, SagaStepHandlers>& steps, WorkerOptions options)
+    : store_(store), ops_(ops), steps_(steps), options_(std::move(options)) {
+  for (const auto& [action, step] : steps_) compensations_[step.compensation] = &step;
+}
 
 Worker::~Worker() { Stop(); }
 
@@ -142,6 +133,10 @@ Result<std::string> Worker::Execute(const Request& r) {
       return Commit(r);
     case Request::Kind::kAbort:
       return Abort(r);
+    case Request::Kind::kAction:
+      return Action(r);
+    case Request::Kind::kCompensate:
+      return Compensate(r);
     case Request::Kind::kInspect:
       return Inspect(r);
     case Request::Kind::kQuery:
@@ -316,11 +311,26 @@ Result<std::string> Worker::Inspect(const Request& r) {
   TREATY_RETURN_IF_ERROR(ValidateXid(r.xid));
   Result<std::vector<std::pair<uint32_t, BarrierRecord>>> branches = store_.BarriersOf(r.xid);
   if (!branches.ok()) return branches.status();
+  Result<std::vector<StoredStep>> steps = store_.StepsOf(r.xid);
+  if (!steps.ok()) return steps.status();
   v1::InspectResponse response;
   for (const auto& [branch_id, rec] : *branches) {
     v1::InspectedBranch* b = response.add_branches();
     b->set_branch_id(branch_id);
     b->set_state(rec.state);
+  }
+  for (const StoredStep& stored : *steps) {  // sorted by (step, kind)
+    if (response.steps_size() == 0 ||
+        response.steps(response.steps_size() - 1).step() != stored.step) {
+      response.add_steps()->set_step(stored.step);
+    }
+    v1::InspectedStep* step = response.mutable_steps(response.steps_size() - 1);
+    if (stored.kind == StepKind::kAction) {
+      step->set_action(static_cast<v1::StepActionState>(stored.record.state));
+      step->set_reason(stored.record.reason);
+    } else {
+      step->set_compensation(static_cast<v1::StepCompensationState>(stored.record.state));
+    }
   }
   return response.SerializeAsString();
 }

@@ -23,15 +23,23 @@
 
 namespace treaty::participant {
 
+// The handlers of one registered saga step.
+struct SagaStepHandlers {
+  std::string action;
+  std::string compensation;
+  ActionHandler run;
+  CompensationHandler undo;
+};
+
 // One unit of work for the worker. Responses are serialized protobuf messages of the matching
 // participant.* method (the raw handler output for kQuery).
 struct Request {
-  enum class Kind { kPrepare, kCommit, kAbort, kInspect, kQuery };
+  enum class Kind { kPrepare, kCommit, kAbort, kAction, kCompensate, kInspect, kQuery };
   Kind kind = Kind::kPrepare;
   std::string xid;
-  uint32_t branch_id = 0;
-  std::string op;                       // kPrepare
-  std::string payload;                  // kPrepare, kQuery
+  uint32_t branch_id = 0;               // the branch (2PC) or the step index (kAction, kCompensate)
+  std::string op;                       // kPrepare, kAction, kCompensate
+  std::string payload;                  // kPrepare, kAction, kCompensate, kQuery
   const QueryHandler* query = nullptr;  // kQuery; owned by the Participant
   // Called exactly once, on the worker thread (or the submitting thread if refused).
   std::function<void(Result<std::string>)> done;
@@ -47,8 +55,10 @@ struct WorkerOptions {
 
 class Worker {
  public:
-  // store and ops must outlive the Worker; ops must not change while it runs.
-  Worker(Store& store, const std::map<std::string, OpHandlers>& ops, WorkerOptions options);
+  // store, ops and steps (by action name) must outlive the Worker and not change while it runs.
+  // REQUIRES: no compensation name is shared by two steps.
+  Worker(Store& store, const std::map<std::string, OpHandlers>& ops,
+         const std::map<std::string, SagaStepHandlers>& steps, WorkerOptions options);
   // Stops (see Stop).
   ~Worker();
   Worker(const Worker&) = delete;
@@ -74,6 +84,8 @@ class Worker {
   uint64_t requests() const { return requests_.load(); }
   uint64_t rounds() const { return rounds_.load(); }
   uint64_t syncs() const { return syncs_.load(); }
+  uint64_t null_compensations() const { return null_compensations_.load(); }
+  uint64_t late_actions_refused() const { return late_actions_refused_.load(); }
 
  private:
   void Run();
@@ -83,6 +95,13 @@ class Worker {
   Result<std::string> Abort(const Request& r);
   // Runs the commit or abort handler of a PREPARED branch and records the outcome.
   Result<std::string> Decide(const Request& r, const BarrierRecord& prepared, bool commit);
+  // Saga steps (worker_saga.cpp).
+  Result<std::string> Action(const Request& r);
+  Result<std::string> Compensate(const Request& r);
+  // Runs the compensation handler of the DONE action `action` (its record), unless it does not
+  // belong to this compensation.
+  Status Undo(const Request& r, const SagaStepHandlers& step, const StepRecord& action,
+              StoreTxn& txn);
   Result<std::string> Inspect(const Request& r);
   Result<std::string> Query(const Request& r);
   // Writes txn (not synced) and marks the round as needing a sync.
@@ -93,6 +112,9 @@ class Worker {
 
   Store& store_;
   const std::map<std::string, OpHandlers>& ops_;
+  const std::map<std::string, SagaStepHandlers>& steps_;
+  // compensation name -> its step (in steps_).
+  std::map<std::string, const SagaStepHandlers*> compensations_;
   const WorkerOptions options_;
 
   std::mutex mu_;
@@ -111,6 +133,8 @@ class Worker {
   std::atomic<uint64_t> requests_{0};
   std::atomic<uint64_t> rounds_{0};
   std::atomic<uint64_t> syncs_{0};
+  std::atomic<uint64_t> null_compensations_{0};
+  std::atomic<uint64_t> late_actions_refused_{0};
 };
 
 }  // namespace treaty::participant

@@ -9,11 +9,18 @@ inline constexpr char kGetTransaction[] = "coordinator.GetTransaction";  // GetT
 inline constexpr char kRegister[] = "coordinator.Register";              // RegisterRequest -> RegisterResponse
 inline constexpr char kQueryOutcome[] = "coordinator.QueryOutcome";      // QueryOutcomeRequest -> ...Response
 inline constexpr char kListServices[] = "coordinator.ListServices";      // ListServicesRequest -> ...Response
+// Read model queries (proto/treaty/v1/query.proto).
+inline constexpr char kListTransactions[] = "coordinator.ListTransactions";  // ListTransactionsRequest -> ...Response
+inline constexpr char kStats[] = "coordinator.Stats";                        // StatsRequest -> StatsResponse
+inline constexpr char kWatch[] = "coordinator.Watch";                        // WatchRequest -> WatchResponse (long poll)
+inline constexpr char kRebuildReadModel[] = "coordinator.RebuildReadModel";  // RebuildReadModelRequest -> ...Response
 
 // Served by every participant (participant/ library).
 inline constexpr char kPrepare[] = "participant.Prepare";  // PrepareRequest -> PrepareResponse
 inline constexpr char kCommit[] = "participant.Commit";    // DecisionRequest -> DecisionResponse
 inline constexpr char kAbort[] = "participant.Abort";      // DecisionRequest -> DecisionResponse
 inline constexpr char kInspect[] = "participant.Inspect";  // InspectRequest -> InspectResponse
+inline constexpr char kAction[] = "participant.Action";          // StepRequest -> StepResponse (saga.proto)
+inline constexpr char kCompensate[] = "participant.Compensate";  // StepRequest -> StepResponse (saga.proto)
 
 }  // namespace treaty::v1::methods

@@ -16,29 +16,36 @@
 namespace treaty::cli {
 namespace {
 
+bool IsCommitted(v1::TxState s) { return s == v1::COMMITTING || s == v1::COMMITTED; }
+bool IsAborted(v1::TxState s) { return s == v1::ABORTING || s == v1::ABORTED; }
+
+// Requests are idempotent (Submit carries its xid), so trying another address is safe.
+Result<std::string> CallCoordinator(const GlobalOptions& global, const char* method,
+                                    const std::string& payload) {
+  net::RpcClient client;
+  return cli::CallCoordinator(client, global, method, payload);
+}
+
+}  // namespace
+
+Result<std::string> CallCoordinator(net::RpcClient& client, const GlobalOptions& global,
+                                    const char* method, const std::string& payload,
+                                    int64_t timeout_ms) {
+  Status last = Status::Unavailable("no coordinator address given");
+  for (const auto& address : global.coordinators) {
+    auto r = client.Call(address, method, payload, timeout_ms > 0 ? timeout_ms : global.timeout_ms);
+    if (r.ok() || r.status().code() != StatusCode::kUnavailable) return r;
+    last = r.status().WithPrefix("coordinator " + address);
+  }
+  return last;
+}
+
 std::string ToJson(const google::protobuf::Message& m) {
   std::string out;
   google::protobuf::util::JsonPrintOptions opts;
   opts.always_print_primitive_fields = true;
   (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
   return out;
-}
-
-bool IsCommitted(v1::TxState s) { return s == v1::COMMITTING || s == v1::COMMITTED; }
-bool IsAborted(v1::TxState s) { return s == v1::ABORTING || s == v1::ABORTED; }
-
-// Calls the first reachable coordinator. Another address is tried only when the call could not
-// be delivered (UNAVAILABLE); requests are idempotent (Submit carries its xid).
-Result<std::string> CallCoordinator(const GlobalOptions& global, const char* method,
-                                    const std::string& payload) {
-  net::RpcClient client;
-  Status last = Status::Unavailable("no coordinator address given");
-  for (const auto& address : global.coordinators) {
-    auto r = client.Call(address, method, payload, global.timeout_ms);
-    if (r.ok() || r.status().code() != StatusCode::kUnavailable) return r;
-    last = r.status().WithPrefix("coordinator " + address);
-  }
-  return last;
 }
 
 void PrintError(std::ostream& err, const Status& s, const std::string& xid) {
@@ -70,19 +77,23 @@ std::string FormatUnixMs(int64_t ms) {
   return s.str();
 }
 
-}  // namespace
-
 int ExitCodeFor(const Status& s) {
   switch (s.code()) {
-    case StatusCode::kOk: return kExitOk;
-    case StatusCode::kUnavailable: return kExitUnreachable;
-    case StatusCode::kDeadlineExceeded: return kExitUnknown;
-    case StatusCode::kResourceExhausted: return kExitBusy;
+    case StatusCode::kOk:
+      return kExitOk;
+    case StatusCode::kUnavailable:
+      return kExitUnreachable;
+    case StatusCode::kDeadlineExceeded:
+      return kExitUnknown;
+    case StatusCode::kResourceExhausted:
+      return kExitBusy;
     case StatusCode::kInvalidArgument:
     case StatusCode::kNotFound:
     case StatusCode::kAlreadyExists:
-    case StatusCode::kFailedPrecondition: return kExitRejected;
-    default: return kExitError;
+    case StatusCode::kFailedPrecondition:
+      return kExitRejected;
+    default:
+      return kExitError;
   }
 }
 
@@ -159,8 +170,7 @@ int GetTransaction(const GlobalOptions& global, const std::string& xid, std::ost
   out << "created   " << FormatUnixMs(tx.created_unix_ms()) << "\n"
       << "updated   " << FormatUnixMs(tx.updated_unix_ms()) << "\n\n";
   out << std::left << std::setw(8) << "BRANCH" << std::setw(20) << "SERVICE" << std::setw(12)
-      << "OP" << std::setw(11) << "VOTE" << std::setw(7) << "ACKED" << std::setw(10)
-      << "ATTEMPTS"
+      << "OP" << std::setw(11) << "VOTE" << std::setw(7) << "ACKED" << std::setw(10) << "ATTEMPTS"
       << "LAST ERROR\n";
   for (const auto& b : tx.branches()) {
     std::string vote = v1::Vote_Name(b.vote());

@@ -7,6 +7,11 @@
 #include <vector>
 
 #include "common/status.h"
+#include "net/rpc.h"
+
+namespace google::protobuf {
+class Message;
+}
 
 namespace treaty::cli {
 
@@ -47,6 +52,24 @@ int GetTransaction(const GlobalOptions& global, const std::string& xid, std::ost
 
 // `treaty services`: services, instances, lease age, breaker state, calls in flight.
 int ListServices(const GlobalOptions& global, std::ostream& out, std::ostream& err);
+
+// ---- Helpers shared by the commands ----
+
+// Calls the first reachable coordinator of global.coordinators with a budget of timeout_ms (0 =
+// global.timeout_ms). Another address is tried only when the call could not be delivered
+// (UNAVAILABLE).
+Result<std::string> CallCoordinator(net::RpcClient& client, const GlobalOptions& global,
+                                    const char* method, const std::string& payload,
+                                    int64_t timeout_ms = 0);
+
+// Prints a failed call for people; xid (may be empty) is named in the hint of a timeout.
+void PrintError(std::ostream& err, const Status& status, const std::string& xid);
+
+// The JSON form of a message (lowerCamelCase, zero values included, one line).
+std::string ToJson(const google::protobuf::Message& message);
+
+// "2026-01-02T15:04:05.123Z", or "-" for 0.
+std::string FormatUnixMs(int64_t unix_ms);
 
 // Maps a failed call's status to an exit code.
 int ExitCodeFor(const Status& status);

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/query_commands.h"
 
 int main(int argc, char** argv) {
   using namespace treaty::cli;
@@ -33,13 +34,47 @@ int main(int argc, char** argv) {
   twopc->add_option("--output,-o", global.output, "Output format")
       ->check(CLI::IsMember({"table", "json"}));
 
+  auto add_output = [&global](CLI::App* cmd) {
+    cmd->add_option("--output,-o", global.output, "Output format")
+        ->check(CLI::IsMember({"table", "json"}));
+  };
   std::string xid;
   auto* tx_cmd = app.add_subcommand("tx", "Inspect transactions");
   tx_cmd->require_subcommand(1);
   auto* get = tx_cmd->add_subcommand("get", "Show one transaction");
   get->add_option("xid", xid, "Transaction id")->required();
-  get->add_option("--output,-o", global.output, "Output format")
-      ->check(CLI::IsMember({"table", "json"}));
+  add_output(get);
+
+  ListOptions list_options;
+  auto* list_cmd = tx_cmd->add_subcommand("list", "List transactions, newest change first");
+  list_cmd->add_option("--state", list_options.state,
+                       "preparing, committing, aborting, committed or aborted");
+  list_cmd->add_option("--service", list_options.service, "Only transactions touching SERVICE");
+  list_cmd->add_option("--mode", list_options.mode, "Only transactions of this mode (2pc)");
+  list_cmd->add_option("--since", list_options.since,
+                       "Changed at or after T (RFC 3339, or ago: 10m, 2h)");
+  list_cmd->add_option("--until", list_options.until, "Changed before T");
+  list_cmd->add_option("--limit", list_options.limit, "Page size (default 50, at most 1000)")
+      ->check(CLI::Range(1u, 1000u));
+  list_cmd->add_option("--page-token", list_options.page_token, "Token printed by the last page");
+  add_output(list_cmd);
+
+  WatchOptions watch_options;
+  auto* watch_cmd = tx_cmd->add_subcommand("watch", "Print transactions as they change");
+  watch_cmd->add_option("--state", watch_options.state, "Only changes into this state");
+  watch_cmd->add_option("--service", watch_options.service, "Only transactions touching SERVICE");
+  watch_cmd->add_option("--count", watch_options.count, "Stop after N changes");
+  watch_cmd->add_option("--for", watch_options.for_duration, "Stop after DURATION (30s, 5m)");
+  add_output(watch_cmd);
+
+  auto* stats_cmd = app.add_subcommand("stats", "Throughput, outcomes, latency, projector lag");
+  add_output(stats_cmd);
+
+  auto* admin_cmd = app.add_subcommand("admin", "Operate the coordinator");
+  admin_cmd->require_subcommand(1);
+  auto* rebuild_cmd = admin_cmd->add_subcommand(
+      "rebuild-readmodel", "Rebuild the read model from the event log (waits up to 1 h)");
+  add_output(rebuild_cmd);
 
   try {
     app.parse(argc, argv);
@@ -55,5 +90,14 @@ int main(int argc, char** argv) {
   global.coordinators = *list;
   if (twopc->parsed()) return SubmitTwoPc(global, submit, std::cout, std::cerr);
   if (get->parsed()) return GetTransaction(global, xid, std::cout, std::cerr);
+  if (list_cmd->parsed()) return ListTransactions(global, list_options, std::cout, std::cerr);
+  if (watch_cmd->parsed()) return WatchTransactions(global, watch_options, std::cout, std::cerr);
+  if (stats_cmd->parsed()) return ShowStats(global, std::cout, std::cerr);
+  if (rebuild_cmd->parsed()) {
+    // A rebuild outlasts the usual request budget unless --timeout-ms was given.
+    const bool timeout_given = app.get_option("--timeout-ms")->count() > 0;
+    return RebuildReadModel(global, timeout_given ? global.timeout_ms : 3'600'000, std::cout,
+                            std::cerr);
+  }
   return kExitUsage;
 }

@@ -13,6 +13,7 @@
 #include "common/random.h"
 #include "coordinator/admin_http.h"
 #include "coordinator/metrics.h"
+#include "coordinator/read_side.h"
 #include "coordinator/registry.h"
 #include "resilience/retry.h"
 #include "coordinator/transactions.h"
@@ -69,6 +70,8 @@ struct Coordinator::Impl {
   // into this (already stopped) io_context.
   net::IoThread io_thread;
   std::unique_ptr<log::EventLog> log;
+  // After the log (closed before it), before the server, admin and metrics (gone before it).
+  std::unique_ptr<ReadSide> read_side;
   std::unique_ptr<Registry> registry;
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<TwoPcCore> core;
@@ -270,7 +273,12 @@ struct Coordinator::Impl {
           [this](const std::string& a) { return caller->Outstanding(a); });
       if (!picked.ok()) {
         if (picked.status().code() == StatusCode::kNotFound) return picked.status();
-        return Status::FailedPrecondition(picked.status().message());
+        // Temporary (leases come back, breakers half-open): "busy, retry later", not a
+        // rejection of the transaction itself, and not UNAVAILABLE, which clients read as
+        // "this coordinator is unreachable".
+        return Status::ResourceExhausted(picked.status().message() + "; retry after " +
+                                         std::to_string(options.caller.breaker.reset_timeout_ms) +
+                                         " ms");
       }
       b.set_instance(*picked);
     }
@@ -286,22 +294,6 @@ struct Coordinator::Impl {
     resp.set_xid(rec.xid());
     resp.set_state(rec.state());
     resp.set_reason(rec.reason());
-    return resp.SerializeAsString();
-  }
-
-  Result<std::string> HandleGet(const v1::GetTransactionRequest& req) {
-    v1::GetTransactionResponse resp;
-    if (auto live = core->Get(req.xid())) {
-      *resp.mutable_transaction() = std::move(*live);
-      return resp.SerializeAsString();
-    }
-    auto found = log->Find(req.xid());
-    if (!found.ok()) return found.status();
-    if (!found->has_value()) {
-      return Status::NotFound("no transaction with xid " + req.xid() +
-                              " (never submitted, or not yet logged)");
-    }
-    *resp.mutable_transaction() = TransactionFromRecord(**found);
     return resp.SerializeAsString();
   }
 
@@ -367,8 +359,6 @@ struct Coordinator::Impl {
                        if (!req.ok()) return respond(req.status());
                        HandleSubmit(std::move(*req), std::move(respond));
                      });
-    Serve<v1::GetTransactionRequest>(v1::methods::kGetTransaction,
-                                     [this](const auto& r) { return HandleGet(r); });
     Serve<v1::QueryOutcomeRequest>(v1::methods::kQueryOutcome,
                                    [this](const auto& r) { return HandleQueryOutcome(r); });
     Serve<v1::RegisterRequest>(v1::methods::kRegister,
@@ -403,6 +393,13 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions
   impl->admission = std::make_unique<resilience::KeyedTokenBuckets>(options.admission);
   impl->server = std::make_unique<net::RpcServer>(impl->io());
   impl->RegisterHandlers();
+  auto read_side = ReadSide::Open(options.read_side, options.data_dir, *impl->log, impl->clock,
+                                  [core = impl->core.get()](const std::string& xid) {
+                                    return core->Get(xid);
+                                  });
+  if (!read_side.ok()) return read_side.status();
+  impl->read_side = std::move(*read_side);
+  impl->read_side->Attach(*impl->server, *impl->metrics);
 
   // Resume unfinished transactions before the first client request is read.
   Impl* raw = impl.get();
@@ -418,6 +415,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions
     if (!admin.ok()) return admin.status();
     impl->admin = std::move(*admin);
   }
+  impl->read_side->Start(impl->admin.get());
   return std::unique_ptr<Coordinator>(new Coordinator(std::move(impl)));
 }
 
@@ -427,6 +425,7 @@ Coordinator::~Coordinator() { Stop(); }
 void Coordinator::Stop() {
   if (!impl_ || impl_->stopped) return;
   if (impl_->admin) impl_->admin->Stop();
+  if (impl_->read_side) impl_->read_side->Stop();
   asio::post(impl_->io(), [raw = impl_.get()] { raw->stopped = true; });
   impl_->server->Stop();
   impl_->io_thread.Stop();

@@ -13,6 +13,7 @@
 
 #include "common/status.h"
 #include "coordinator/participant_caller.h"
+#include "coordinator/read_side.h"
 #include "coordinator/registry.h"
 #include "coordinator/twopc_core.h"
 #include "resilience/token_bucket.h"
@@ -43,6 +44,8 @@ struct CoordinatorOptions {
   resilience::TokenBucketOptions admission;
   // See kDefaultMaxActiveTransactions: the global bound on transactions in flight.
   size_t max_active_transactions = kDefaultMaxActiveTransactions;
+  // The read model: query API, retention, --no-readmodel (coordinator/read_side.h).
+  ReadSideOptions read_side;
   // Called once (from an internal thread) when the coordinator cannot go on safely, e.g. the log
   // stopped after a failed write. The owner should stop the process; a restart recovers from the
   // log (fail-stop). Default: none (the coordinator then only stops serving).

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/logging.h"
@@ -75,6 +76,17 @@ int main(int argc, char** argv) {
   app.add_option("--admission-burst", options.admission.burst,
                  "Token bucket capacity per client id")
       ->capture_default_str();
+  std::string event_retention = "24h", readmodel_retention = "7d";
+  app.add_option("--event-retention", event_retention,
+                 "Delete events of finished transactions this long after END (0: keep)")
+      ->capture_default_str();
+  app.add_option("--readmodel-retention", readmodel_retention,
+                 "Delete transaction summaries this long after END (0: keep)")
+      ->capture_default_str();
+  app.add_flag("--rebuild-readmodel", options.read_side.rebuild_at_start,
+               "Rebuild the read model from the log before serving");
+  bool no_readmodel = false;
+  app.add_flag("--no-readmodel", no_readmodel, "Run without the read model (benchmark baseline)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   try {
@@ -84,6 +96,18 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   options.group_commit = !no_group_commit;
+  options.read_side.enabled = !no_readmodel;
+  for (auto [flag, text, out] : {std::tuple{"--event-retention", &event_retention,
+                                            &options.read_side.event_retention_ms},
+                                 std::tuple{"--readmodel-retention", &readmodel_retention,
+                                            &options.read_side.summary_retention_ms}}) {
+    auto ms = treaty::coordinator::ParseDurationMs(*text);
+    if (!ms.ok()) {
+      std::fprintf(stderr, "treatyd: %s: %s\n", flag, ms.status().message().c_str());
+      return 2;
+    }
+    *out = *ms;
+  }
   auto policy = treaty::coordinator::ParseLbPolicy(lb_default);
   if (!policy.ok()) {
     std::fprintf(stderr, "treatyd: --lb: %s\n", policy.status().message().c_str());

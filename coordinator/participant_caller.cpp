@@ -144,8 +144,11 @@ void ParticipantCaller::Call(const CallParticipant& c, const std::string& addres
                       done = std::move(done)](Result<std::string> r) mutable {
                        --inst.in_flight;
                        bulkhead.Release();
-                       bool failed = CountsAsFailure(r.status());
-                       if (failed) {
+                       // Any answer counts as health, also one the participant gave from its
+                       // barrier without running a handler: a half-open breaker whose only
+                       // traffic is redelivered decisions must be able to close, or those
+                       // decisions would wait forever.
+                       if (CountsAsFailure(r.status())) {
                          inst.breaker.OnFailure(clock_.NowMs(), ticket);
                        } else {
                          inst.breaker.OnSuccess(clock_.NowMs(), ticket);

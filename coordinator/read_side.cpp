@@ -52,7 +52,8 @@ std::optional<int64_t> ParseRfc3339Ms(std::string_view text) {
   if (!rest.empty() && rest[0] == '.') {
     size_t digits = 1;
     int64_t scale = 100;
-    for (; digits < rest.size() && std::isdigit(static_cast<unsigned char>(rest[digits])); ++digits) {
+    for (; digits < rest.size() && std::isdigit(static_cast<unsigned char>(rest[digits]));
+         ++digits) {
       millis += (rest[digits] - '0') * scale;
       scale /= 10;
     }
@@ -111,16 +112,25 @@ std::string JsonEscape(std::string_view text) {
   return out;
 }
 
-HttpReply JsonReply(const google::protobuf::Message& message) { return {200, ToJson(message) + "\n"}; }
+HttpReply JsonReply(const google::protobuf::Message& message) {
+  return {200, ToJson(message) + "\n"};
+}
 
 HttpReply ErrorReply(const Status& status) {
   int code = 500;
   switch (status.code()) {
-    case StatusCode::kInvalidArgument: code = 400; break;
-    case StatusCode::kNotFound: code = 404; break;
+    case StatusCode::kInvalidArgument:
+      code = 400;
+      break;
+    case StatusCode::kNotFound:
+      code = 404;
+      break;
     case StatusCode::kFailedPrecondition:
-    case StatusCode::kUnavailable: code = 503; break;
-    default: break;
+    case StatusCode::kUnavailable:
+      code = 503;
+      break;
+    default:
+      break;
   }
   return {code, R"({"error":")" + JsonEscape(status.ToString()) + "\"}\n"};
 }
@@ -233,8 +243,7 @@ Result<std::string> ReadSide::Impl::Get(const v1::GetTransactionRequest& req) co
     auto summary = model->Get(req.xid());
     if (!summary.ok()) return summary.status();
     if (summary->has_value()) {
-      *resp.mutable_transaction() =
-          readmodel::TransactionView(**summary, held ? &*held : nullptr);
+      *resp.mutable_transaction() = readmodel::TransactionView(**summary, held ? &*held : nullptr);
       return resp.SerializeAsString();
     }
   }
@@ -255,7 +264,8 @@ Result<std::string> ReadSide::Impl::Get(const v1::GetTransactionRequest& req) co
 void ReadSide::Impl::Watch(v1::WatchRequest req, uint32_t deadline_ms, net::Responder respond) {
   if (deadline_ms > 0) {
     const int64_t budget = std::max<int64_t>(0, int64_t{deadline_ms} - kWatchDeadlineMarginMs);
-    const int64_t asked = req.timeout_ms() == 0 ? readmodel::kDefaultWatchTimeoutMs : req.timeout_ms();
+    const int64_t asked =
+        req.timeout_ms() == 0 ? readmodel::kDefaultWatchTimeoutMs : req.timeout_ms();
     req.set_timeout_ms(static_cast<uint32_t>(std::max<int64_t>(1, std::min(asked, budget))));
   }
   model->Watch(req, [respond](Result<v1::WatchResponse> r) {
@@ -294,8 +304,8 @@ std::vector<prometheus::MetricFamily> ReadSide::Impl::Collect() const {
                    false, s.lag_seconds()),
       SingleMetric("treaty_readmodel_projected_lsn", "Lsn of the last projected event", false,
                    d(s.projected_lsn())),
-      SingleMetric("treaty_readmodel_projected_events_total", "Events folded into the views",
-                   true, d(s.projected_events_total())),
+      SingleMetric("treaty_readmodel_projected_events_total", "Events folded into the views", true,
+                   d(s.projected_events_total())),
       SingleMetric("treaty_readmodel_rebuilds_total", "Completed rebuilds of the read model", true,
                    d(s.rebuilds_total())),
       SingleMetric("treaty_readmodel_rebuilding", "1 while a rebuild runs", false,
@@ -331,8 +341,7 @@ Result<std::unique_ptr<ReadSide>> ReadSide::Open(const ReadSideOptions& options,
       const auto now = std::chrono::steady_clock::now();
       if (now - last_report < std::chrono::seconds(2)) return;
       last_report = now;
-      spdlog::info("read model: rebuilding: {} events, log at lsn {}", p.events_done,
-                   p.target_lsn);
+      spdlog::info("read model: rebuilding: {} events, log at lsn {}", p.events_done, p.target_lsn);
     });
     if (!rebuilt.ok()) return rebuilt.status().WithPrefix("--rebuild-readmodel");
   }
@@ -402,8 +411,7 @@ void ReadSide::Start(AdminServer* admin) {
   if (admin != nullptr) {
     Impl* impl = impl_.get();
     admin->AddRoute("/v1/transactions", [impl](const HttpRequest& r) { return impl->HttpList(r); });
-    admin->AddRoute("/v1/transactions/",
-                    [impl](const HttpRequest& r) { return impl->HttpGet(r); });
+    admin->AddRoute("/v1/transactions/", [impl](const HttpRequest& r) { return impl->HttpGet(r); });
     admin->AddRoute("/v1/stats", [impl](const HttpRequest&) {
       auto stats = impl->model->Stats();
       return stats.ok() ? JsonReply(*stats) : ErrorReply(stats.status());

@@ -56,7 +56,8 @@ struct ReadSideOptions {
   int64_t summary_retention_ms = 7LL * 24 * 3'600'000;
   // Rebuild the read model from the log at startup, before serving. treatyd --rebuild-readmodel.
   bool rebuild_at_start = false;
-  // A decided transaction not finished after this long is listed by /v1/attention, ms. Default 30 s.
+  // A decided transaction not finished after this long is listed by /v1/attention,
+  // milliseconds. Default 30 s.
   int64_t stuck_after_ms = 30'000;
   // Watch calls held at once. Default 256.
   size_t max_watchers = 256;

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "log/log.h"
+#include "log/purge.h"
 #include "log/store.h"
 
 namespace treaty::log {
@@ -46,7 +47,14 @@ struct Staged {
 };
 using StagedMap = std::unordered_map<std::string, Staged>;
 
-bool IsFinished(v1::TxState state) { return state == v1::COMMITTED || state == v1::ABORTED; }
+// Finished records move from txns to outcomes: a 2PC transaction after END, a saga once
+// COMPLETED or COMPENSATED (a STUCK saga stays active).
+bool IsFinished(const v1::TxnRecord& rec) {
+  if (rec.mode() == "saga") {
+    return rec.saga_state() == v1::SAGA_COMPLETED || rec.saga_state() == v1::SAGA_COMPENSATED;
+  }
+  return rec.state() == v1::COMMITTED || rec.state() == v1::ABORTED;
+}
 
 bool ParseRecord(const rocksdb::Slice& value, google::protobuf::MessageLite* message) {
   return value.size() <= static_cast<size_t>(INT_MAX) &&
@@ -235,7 +243,7 @@ Status EventLog::Impl::StageRecords(const StagedMap& batch_state, rocksdb::Write
       return Status::Internal(fmt::format("xid={}: its record cannot be serialized", xid));
     }
     rocksdb::Status s;
-    if (IsFinished(staged.rec.state())) {
+    if (IsFinished(staged.rec)) {
       if (staged.in_txns) s = wb->Delete(store_->txns(), ToSlice(xid));
       if (s.ok()) s = wb->Put(store_->outcomes(), ToSlice(xid), value);
     } else {
@@ -428,6 +436,10 @@ Result<std::vector<v1::LogRecord>> EventLog::Read(uint64_t from_lsn, size_t max)
     return internal::FromRocks(it->status(), fmt::format("cannot read events in {}", store.dir()));
   }
   return out;
+}
+
+Result<PurgeResult> EventLog::Purge(const std::vector<PurgeRequest>& requests) {
+  return internal::Purge(*impl_->store_, requests, impl_->last_lsn_.load());
 }
 
 Status EventLog::PutMeta(std::string_view key, std::string_view value) {

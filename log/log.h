@@ -8,6 +8,11 @@
 // An Append writes the events and the folded txns/outcomes records in one WriteBatch, so the
 // per-transaction records never disagree with the events.
 //
+// Retention (Purge): once the read model has projected a finished transaction and its retention
+// passed, its events are deleted; its outcomes record stays (QueryOutcome from participants in
+// doubt and idempotent resubmission rely on it) until the read model's longer summary retention
+// passes. The txns family is never purged.
+//
 // Group commit: Append only enqueues. One writer thread drains everything queued into a single
 // WriteBatch, writes it with sync=true (one fsync), then completes every caller of that batch.
 #pragma once
@@ -52,6 +57,27 @@ struct LogStats {
   uint64_t sync_micros = 0;  // total time spent in synced writes, microseconds
 };
 
+// Retention: what to delete of one finished transaction (see EventLog::Purge).
+struct PurgeRequest {
+  std::string xid;
+  // Lsns of xid's event records to delete (the caller, the read model's projector, saw them).
+  std::vector<uint64_t> lsns;
+  // Also delete xid's record in outcomes. After that the log no longer knows the xid: a
+  // participant asking for its outcome gets ABORT (presumed abort) and a Submit with the same xid
+  // starts a new transaction. Only do this long after END, when neither can happen any more.
+  bool drop_outcome = false;
+  // Nothing is deleted unless xid finished (its record is in outcomes) with its last event
+  // (updated_unix_ms) at or before this time, Unix milliseconds.
+  int64_t ended_before_unix_ms = 0;
+};
+
+struct PurgeResult {
+  uint64_t events_deleted = 0;    // event records deleted
+  uint64_t outcomes_deleted = 0;  // outcomes records deleted
+  uint64_t skipped = 0;  // requests refused: xid not finished, finished too recently, or unknown
+  uint64_t foreign = 0;  // listed lsns whose record belongs to another xid (left alone)
+};
+
 // Called once per Append, on the log's writer thread, after the events are durable (or failed).
 // last_lsn is the lsn of the Append's last event (0 when status is not OK). An Append made after
 // the log began shutting down is completed at once on the caller's thread with UNAVAILABLE.
@@ -88,8 +114,20 @@ class EventLog {
   // The transaction's record, active or finished; nullopt if the xid was never logged.
   Result<std::optional<v1::TxnRecord>> Find(std::string_view xid) const;
 
-  // Up to max records with lsn >= from_lsn, in lsn order. CORRUPTION names the bad lsn.
+  // Up to max records with lsn >= from_lsn, in lsn order (lsns deleted by Purge are absent).
+  // CORRUPTION names the bad lsn.
   Result<std::vector<v1::LogRecord>> Read(uint64_t from_lsn, size_t max) const;
+
+  // Retention: deletes event records (and, if asked, outcomes records) of finished transactions,
+  // as described by each request; a request that does not qualify deletes nothing and is counted
+  // as skipped. Listed lsns already gone are ignored (a repeated Purge is harmless); lsns whose
+  // record names another xid are left alone. The newest event of the log is never deleted, so the
+  // lsn sequence continues after a reopen even when every older event was purged. The txns column
+  // family (unfinished transactions) is never touched. Everything deleted by one call goes in one
+  // synced WriteBatch. Thread-safe; runs beside appends (their lsns are above everything purgeable).
+  // A purged lsn is simply absent: Read skips it. Errors: UNAVAILABLE / CORRUPTION from RocksDB,
+  // with nothing deleted.
+  Result<PurgeResult> Purge(const std::vector<PurgeRequest>& requests);
 
   // Meta entries. PutMeta is synced. ScanMeta returns every (key, value) whose key starts with
   // prefix, in key order.

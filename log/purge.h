@@ -1,0 +1,17 @@
+// Private to log/: retention's deletions (EventLog::Purge) on the log's database.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common/status.h"
+#include "log/log.h"
+#include "log/store.h"
+
+namespace treaty::log::internal {
+
+// EventLog::Purge. newest_lsn is the log's last lsn: that record is never deleted.
+Result<PurgeResult> Purge(Store& store, const std::vector<PurgeRequest>& requests,
+                          uint64_t newest_lsn);
+
+}  // namespace treaty::log::internal

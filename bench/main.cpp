@@ -3,10 +3,13 @@
 //   treaty-bench 2pc --coordinator ADDR --concurrency N --duration S [--admin ADDR]
 //                    [--accounts-per-bank K] [--services bank-a,bank-b] [--warmup S]
 //                    [--connections C] [--output text|json]
+//   treaty-bench services --coordinator ADDR --service S --live N [--wait-ms T]
 //
 // With --admin it scrapes treatyd's /metrics when the measured window opens and closes and reports
-// fsyncs and coordinator CPU time per transaction. Exit codes: 0 ok, 1 the run failed (nothing
-// answered, or metrics unavailable), 2 usage error.
+// fsyncs and coordinator CPU time per transaction. `services` waits until exactly N instances of
+// service S are live at the coordinator and prints them (bench/run.sh uses it before a run).
+// Exit codes: 0 ok, 1 the run failed (nothing answered, metrics unavailable, or the instances
+// never reached N), 2 usage error.
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -17,6 +20,7 @@
 #include <string>
 
 #include "bench/metrics_scrape.h"
+#include "bench/services.h"
 #include "bench/twopc_load.h"
 #include "common/logging.h"
 #include "common/random.h"
@@ -167,10 +171,33 @@ int main(int argc, char** argv) {
   twopc->add_option("--output,-o", output, "text or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));
+  treaty::bench::WaitInstancesOptions wait_instances;
+  auto* services_cmd = app.add_subcommand(
+      "services", "Wait until exactly N instances of a service are live, then list them");
+  services_cmd
+      ->add_option("--coordinator", wait_instances.coordinator, "treatyd client address host:port")
+      ->required();
+  services_cmd->add_option("--service", wait_instances.service, "Service name")->required();
+  services_cmd->add_option("--live", wait_instances.live, "Live instances wanted")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 256));
+  services_cmd->add_option("--wait-ms", wait_instances.wait_ms, "How long to wait")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{3'600'000}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  }
+  if (services_cmd->parsed()) {
+    treaty::SetupLogging("treaty-bench", "warn");
+    auto listing = treaty::bench::WaitForLiveInstances(wait_instances);
+    if (!listing.ok()) {
+      std::cerr << "error: " << listing.status().message() << "\n";
+      return kExitFailed;
+    }
+    std::cout << *listing;
+    return kExitOk;
   }
   const size_t comma = services.find(',');
   if (comma == std::string::npos || comma == 0 || comma + 1 == services.size()) {

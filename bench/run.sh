@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Group commit ON vs OFF on this machine, in one run.
+# Treaty's benchmark scenarios on this machine, each compared within one run.
 #
 # Usage: bench/run.sh [BUILD_DIR]          (default ./build; needs bin/treatyd, bin/bank-participant,
 #                                          bin/treaty and bin/treaty-bench, and jq)
 # Environment: CONCURRENCY (64), DURATION (10 s), WARMUP (1 s), ACCOUNTS (1000 per bank),
+#              SCENARIOS ("group-commit instances"), LEASE_MS (6000, treatyd's default lease),
 #              KEEP=1 keeps the work dir (data dirs, logs, JSON results).
 #
-# Starts two bank participants with large balances and treatyd (with --admin) on a fresh data dir,
-# runs `treaty-bench 2pc`, then restarts treatyd with --no-group-commit on another fresh data dir
-# and runs it again. Prints a markdown table and writes it to bench/results/latest.md.
+# group-commit: two bank participants with large balances and treatyd (with --admin) on a fresh
+#   data dir, `treaty-bench 2pc`; then treatyd again with --no-group-commit on another fresh data
+#   dir. Prints a markdown table and writes it to bench/results/latest.md (replacing the file).
+# instances: bank-a served by three instances (round robin), bank-b by one; `treaty-bench 2pc`
+#   with all healthy, then one bank-a instance killed -9 and, once its lease has expired, the same
+#   run again. Prints a markdown table and appends it to bench/results/latest.md.
 set -euo pipefail
 
 BUILD_DIR=${1:-./build}
@@ -18,6 +22,8 @@ CONCURRENCY=${CONCURRENCY:-64}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
 ACCOUNTS=${ACCOUNTS:-1000}
+SCENARIOS=${SCENARIOS:-group-commit instances}
+LEASE_MS=${LEASE_MS:-6000}
 BALANCE=1000000000000  # per account; far more than any run can move
 
 for b in treatyd bank-participant treaty treaty-bench; do
@@ -67,15 +73,26 @@ COORD=127.0.0.1:$COORD_PORT
 ADMIN=127.0.0.1:$ADMIN_PORT
 
 BANK_PIDS=()
+declare -A BANK_PID_OF  # instance name -> pid
 accounts=$(seq 0 $((ACCOUNTS - 1)) | sed "s/.*/acct&=$BALANCE/" | paste -sd, -)
-for bank in bank-a bank-b; do
+
+start_bank() {  # start_bank SERVICE INSTANCE: one bank-participant with its own port and data dir
+  local port
   port=$(free_port)
-  "$BIN/bank-participant" --service "$bank" --listen "127.0.0.1:$port" --coordinator "$COORD" \
-    --data-dir "$WORK/$bank" --accounts "$accounts" --log-level warn >"$WORK/$bank.log" 2>&1 &
+  "$BIN/bank-participant" --service "$1" --listen "127.0.0.1:$port" --coordinator "$COORD" \
+    --data-dir "$WORK/$2" --accounts "$accounts" --log-level warn >"$WORK/$2.log" 2>&1 &
   PIDS+=($!)
   BANK_PIDS+=($!)
-  wait_port "$port" $! "$bank"
-done
+  BANK_PID_OF[$2]=$!
+  wait_port "$port" $! "$2"
+}
+
+stop_banks() {
+  local pid
+  for pid in "${BANK_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${BANK_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  BANK_PIDS=()
+}
 
 TREATYD_PID=
 start_treatyd() {  # start_treatyd NAME [FLAGS...]
@@ -86,7 +103,7 @@ start_treatyd() {  # start_treatyd NAME [FLAGS...]
   TREATYD_PID=$!
   PIDS+=($TREATYD_PID)
   wait_port "$COORD_PORT" "$TREATYD_PID" "$name"
-  # Ready when both banks are registered: a probe transfer is answered (0 committed, 3 aborted)
+  # Ready when both services are registered: a probe transfer is answered (0 committed, 3 aborted)
   # instead of rejected (5).
   printf '{"branches":[{"service":"bank-a","op":"debit","payload":{"account":"acct0","amount":1}},'\
 '{"service":"bank-b","op":"credit","payload":{"account":"acct0","amount":1}}]}' >"$WORK/probe.json"
@@ -105,10 +122,11 @@ stop_treatyd() {
   wait "$TREATYD_PID" || true
 }
 
-bank_cpu_ticks() {  # user+system clock ticks of both banks so far
+bank_cpu_ticks() {  # user+system clock ticks of the running banks so far
   local total=0 pid
   for pid in "${BANK_PIDS[@]}"; do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    [[ -r "/proc/$pid/stat" ]] || continue
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
   done
   echo "$total"
 }
@@ -117,10 +135,8 @@ coordinator_tx() {  # transactions treatyd finished so far
   curl -fsS "http://$ADMIN/metrics" | awk '/^treaty_tx_total[{ ]/ {s += $NF} END {printf "%d", s}'
 }
 
-run_case() {  # run_case NAME [TREATYD FLAGS...]
+measure() {  # measure NAME: one treaty-bench run against the running treatyd -> $WORK/NAME.json
   local name=$1
-  shift
-  start_treatyd "$name" "$@"
   echo "== $name: treaty-bench 2pc --concurrency $CONCURRENCY --duration $DURATION" >&2
   local ticks0 tx0 ticks1 tx1
   ticks0=$(bank_cpu_ticks)
@@ -136,21 +152,35 @@ run_case() {  # run_case NAME [TREATYD FLAGS...]
     "$WORK/$name.raw.json" >"$WORK/$name.json"
   jq -c '{tx_per_s, committed, aborted, errors, latency_ms, coordinator, banks_cpu_us_per_tx,
           client_cpu_us_per_tx}' "$WORK/$name.json" >&2
+}
+
+run_case() {  # run_case NAME [TREATYD FLAGS...]: fresh treatyd, one measurement, stop
+  local name=$1
+  shift
+  start_treatyd "$name" "$@"
+  measure "$name"
   stop_treatyd
 }
 
-run_case group-commit-on
-run_case group-commit-off --no-group-commit
+ratio_of() {  # ratio_of A B JQ_EXPR: the value in A.json over the value in B.json
+  jq -rn --slurpfile a "$WORK/$1.json" --slurpfile b "$WORK/$2.json" \
+    "(\$a[0] | $3) as \$x | (\$b[0] | $3) as \$y | if \$y == 0 then \"n/a\" else (\$x / \$y * 100 | round / 100 | tostring) + \"x\" end"
+}
 
 row() {  # row LABEL FILE
   jq -r --arg name "$1" '"| \($name) | \(.tx_per_s | floor) | \(.latency_ms.p50 * 100 | round / 100) | \(.latency_ms.p99 * 100 | round / 100) | \(.latency_ms.p999 * 100 | round / 100) | \(.coordinator.fsyncs_per_tx * 1000 | round / 1000) | \(.coordinator.cpu_us_per_tx | round) | \(.banks_cpu_us_per_tx | round) | \(.client_cpu_us_per_tx | round) | \(.aborted) | \(.errors) |"' "$2"
 }
-ratio() {  # ratio JQ_EXPR: ON / OFF
-  jq -rn --slurpfile on "$WORK/group-commit-on.json" --slurpfile off "$WORK/group-commit-off.json" \
-    "(\$on[0] | $1) as \$a | (\$off[0] | $1) as \$b | if \$b == 0 then \"n/a\" else (\$a / \$b * 100 | round / 100 | tostring) + \"x\" end"
-}
 
-REPORT=$(cat <<EOF
+scenario_group_commit() {
+  start_bank bank-a bank-a
+  start_bank bank-b bank-b
+  run_case group-commit-on
+  run_case group-commit-off --no-group-commit
+  stop_banks
+  ratio() { ratio_of group-commit-on group-commit-off "$1"; }  # ON / OFF
+
+  local report
+  report=$(cat <<EOF
 # treaty-bench: 2PC transfer, group commit ON vs OFF
 
 Machine: $(nproc) CPUs, Linux $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ).
@@ -168,7 +198,68 @@ $(row "group commit OFF" "$WORK/group-commit-off.json")
 | ON / OFF | $(ratio .tx_per_s) | $(ratio .latency_ms.p50) | $(ratio .latency_ms.p99) | $(ratio .latency_ms.p999) | $(ratio .coordinator.fsyncs_per_tx) | $(ratio .coordinator.cpu_us_per_tx) | $(ratio .banks_cpu_us_per_tx) | $(ratio .client_cpu_us_per_tx) | | |
 EOF
 )
-echo "$REPORT"
-mkdir -p "$HERE/results"
-echo "$REPORT" >"$HERE/results/latest.md"
-echo "written: $HERE/results/latest.md" >&2
+  echo "$report"
+  mkdir -p "$HERE/results"
+  echo "$report" >"$HERE/results/latest.md"
+  echo "written: $HERE/results/latest.md" >&2
+}
+
+instance_row() {  # instance_row LABEL NAME
+  jq -r --arg name "$1" '"| \($name) | \(.tx_per_s | floor) | \(.latency_ms.p50 * 100 | round / 100) | \(.latency_ms.p99 * 100 | round / 100) | \(.coordinator.cpu_us_per_tx | round) | \(.banks_cpu_us_per_tx | round) | \(.committed) | \(.aborted) | \(.errors) |"' "$WORK/$2.json"
+}
+
+scenario_instances() {
+  local i killed_ms left_ms
+  for i in 1 2 3; do start_bank bank-a "bank-a-$i"; done
+  start_bank bank-b bank-b-1
+  start_treatyd instances --lease-ms "$LEASE_MS"
+  "$BIN/treaty-bench" services --coordinator "$COORD" --service bank-a --live 3 >&2
+  measure instances-healthy
+
+  echo "== kill -9 bank-a-3; waiting until its lease ($LEASE_MS ms) has expired" >&2
+  killed_ms=$(date +%s%3N)
+  kill -9 "${BANK_PID_OF[bank-a-3]}"
+  "$BIN/treaty-bench" services --coordinator "$COORD" --service bank-a --live 2 \
+    --wait-ms $((2 * LEASE_MS + 10000)) >&2
+  left_ms=$(( $(date +%s%3N) - killed_ms ))
+  measure instances-one-dead
+  stop_treatyd
+  stop_banks
+  ratio() { ratio_of instances-one-dead instances-healthy "$1"; }  # dead / healthy
+
+  local report
+  report=$(cat <<EOF
+
+# treaty-bench: 2PC transfer, bank-a on three instances, one killed -9
+
+Machine: $(nproc) CPUs, Linux $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ).
+Workload: each transaction = debit 1 at bank-a + credit 1 at bank-b, submit with wait;
+concurrency $CONCURRENCY, $DURATION s measured after $WARMUP s warm-up. bank-a is three
+bank-participant processes (one service, round-robin balancing, each with its own RocksDB and
+$ACCOUNTS accounts), bank-b is one; treatyd --lease-ms $LEASE_MS, default breakers. "1 dead" is
+the same processes after bank-a-3 was killed -9. A dead instance stays registered until its lease
+expires (counted from its last heartbeat; here ListServices showed it gone ${left_ms} ms after the
+kill), and the second run starts only then: the ratio is the steady state with two instances
+left, not the transition. The second run has one process fewer on the same 2 cores, which can
+favour it. Load average (1, 5, 15 min) when the table was written: $(cut -d' ' -f1-3 /proc/loadavg).
+
+| bank-a instances | tx/s | p50 ms | p99 ms | treatyd CPU µs/tx | banks CPU µs/tx | committed | aborted | errors |
+|---|---|---|---|---|---|---|---|---|
+$(instance_row "3 healthy" instances-healthy)
+$(instance_row "2 healthy + 1 dead" instances-one-dead)
+| dead / healthy | $(ratio .tx_per_s) | $(ratio .latency_ms.p50) | $(ratio .latency_ms.p99) | $(ratio .coordinator.cpu_us_per_tx) | $(ratio .banks_cpu_us_per_tx) | | | |
+EOF
+)
+  echo "$report"
+  mkdir -p "$HERE/results"
+  echo "$report" >>"$HERE/results/latest.md"
+  echo "appended: $HERE/results/latest.md" >&2
+}
+
+for scenario in $SCENARIOS; do
+  case $scenario in
+    group-commit) scenario_group_commit ;;
+    instances) scenario_instances ;;
+    *) echo "error: unknown scenario '$scenario' (expected group-commit or instances)" >&2; exit 2 ;;
+  esac
+done

@@ -143,6 +143,7 @@ Node& IntegrationTest::AddBank(const std::string& service, const std::string& ac
                                const std::string& coordinator) {
   auto node = std::make_unique<Node>();
   node->name = service;
+  node->service = service;
   node->port = PickFreePort();
   node->address = LoopbackAddress(node->port);
   node->data_dir = tmp_->Sub(service + "-data");
@@ -163,6 +164,18 @@ Node& IntegrationTest::AddBank(const std::string& service, const std::string& ac
                 accounts};
   nodes_.push_back(std::move(node));
   return *nodes_.back();
+}
+
+Node& IntegrationTest::AddBankInstance(const std::string& service, const std::string& instance,
+                                       const std::string& accounts, uint32_t weight) {
+  Node& node = AddBank(service, accounts);
+  node.name = instance;
+  node.data_dir = tmp_->Sub(instance + "-data");
+  for (size_t i = 0; i + 1 < node.argv.size(); ++i) {
+    if (node.argv[i] == "--data-dir") node.argv[i + 1] = node.data_dir;
+  }
+  if (weight > 0) node.argv.insert(node.argv.end(), {"--weight", std::to_string(weight)});
+  return node;
 }
 
 AssertionResult IntegrationTest::Start(Node& node) {
@@ -202,6 +215,8 @@ AssertionResult IntegrationTest::StartAll() {
   for (auto& node : nodes_) {
     if (node.get() == treatyd_) continue;
     if (AssertionResult r = WaitRegistered(*node); !r) return r;
+    if (node->name == node->service) continue;
+    if (AssertionResult r = WaitInstanceLive(*node); !r) return r;
   }
   return AssertionSuccess();
 }
@@ -210,7 +225,8 @@ AssertionResult IntegrationTest::WaitRegistered(const Node& bank, int64_t timeou
   v1::SubmitRequest probe;
   probe.set_wait(true);
   v1::Branch* b = probe.add_branches();
-  b->set_service(bank.name);
+  const std::string& service = bank.service.empty() ? bank.name : bank.service;
+  b->set_service(service);
   b->set_op("credit");
   b->set_payload(BranchPayload(bank.probe_account, 0));
   Status last;
@@ -228,6 +244,23 @@ AssertionResult IntegrationTest::WaitRegistered(const Node& bank, int64_t timeou
   if (ok) return AssertionSuccess();
   return AssertionFailure() << "treatyd did not accept transactions for " << bank.name << " within "
                             << timeout_ms << " ms; last error: " << last.ToString();
+}
+
+AssertionResult IntegrationTest::WaitInstanceLive(const Node& bank, int64_t timeout_ms) {
+  const std::string& service = bank.service.empty() ? bank.name : bank.service;
+  std::string last;
+  bool live = WaitUntil(
+      [&] {
+        auto info = InstanceInfoOf(service, bank.address);
+        if (info.ok() && info->live()) return true;
+        last = info.ok() ? info->ShortDebugString() : info.status().ToString();
+        return false;
+      },
+      timeout_ms, 100);
+  if (live) return AssertionSuccess();
+  return AssertionFailure() << "treatyd did not list " << bank.name << " (" << bank.address
+                            << ") as a live instance of " << service << " within " << timeout_ms
+                            << " ms; last seen: " << last;
 }
 
 Result<v1::SubmitResponse> IntegrationTest::Submit(const v1::SubmitRequest& request,
@@ -256,6 +289,25 @@ Result<v1::Transaction> IntegrationTest::WaitFinished(const std::string& xid, in
   return last;
 }
 
+Result<v1::ListServicesResponse> IntegrationTest::ListServices() {
+  return net::Decode<v1::ListServicesResponse>(
+      rpc_->Call(treatyd_->address, methods::kListServices,
+                 v1::ListServicesRequest().SerializeAsString(), kRpcDeadlineMs));
+}
+
+Result<v1::InstanceInfo> IntegrationTest::InstanceInfoOf(const std::string& service,
+                                                         const std::string& address) {
+  auto list = ListServices();
+  if (!list.ok()) return list.status();
+  for (const auto& s : list->services()) {
+    if (s.name() != service) continue;
+    for (const auto& i : s.instances()) {
+      if (i.address() == address) return i;
+    }
+  }
+  return Status::NotFound("treatyd lists no instance " + address + " of service " + service);
+}
+
 Result<std::map<std::string, int64_t>> IntegrationTest::Balances(const Node& bank) {
   auto resp = rpc_->Call(bank.address, kBankBalances, "", kRpcDeadlineMs);
   if (!resp.ok()) return resp.status().WithPrefix(bank.name + " " + kBankBalances);
@@ -277,6 +329,20 @@ Result<v1::BranchState> IntegrationTest::BranchStateAt(const Node& bank, const s
     if (b.branch_id() == branch_id) return b.state();
   }
   return v1::BRANCH_STATE_UNKNOWN;
+}
+
+AssertionResult IntegrationTest::SetFault(const Node& bank, const std::string& mode,
+                                          int64_t delay_ms) {
+  auto bin = BinPath("bank-participant");
+  if (!bin.ok()) return AssertionFailure() << bin.status().ToString();
+  std::vector<std::string> argv = {*bin, "fault", "--listen", bank.address, "--mode", mode};
+  if (delay_ms >= 0) argv.insert(argv.end(), {"--delay-ms", std::to_string(delay_ms)});
+  CommandResult r = RunCommand(argv, 10000);
+  if (r.exit_code != 0 || r.out.find("\"mode\":\"" + mode + "\"") == std::string::npos) {
+    return AssertionFailure() << "bank-participant fault --mode " << mode << " on " << bank.name
+                              << " failed: " << r.Describe();
+  }
+  return AssertionSuccess();
 }
 
 CommandResult IntegrationTest::Treaty(const std::vector<std::string>& args, int64_t timeout_ms) {

@@ -34,6 +34,7 @@ struct Node {
   std::string address;      // "127.0.0.1:<port>"
   uint16_t admin_port = 0;  // treatyd only
   std::string data_dir;
+  std::string service;        // banks only: the service it serves (== name unless an instance)
   std::string probe_account;  // banks only: an account used by the registration probe
   std::vector<std::string> argv;
   std::unique_ptr<Process> process;
@@ -80,6 +81,12 @@ class IntegrationTest : public ::testing::Test {
   Node& AddBank(const std::string& service, const std::string& accounts,
                 const std::string& coordinator = "");
 
+  // Configures (does not start) one of several instances of a bank service: its own name (log
+  // file, data dir), port and accounts; weight > 0 adds --weight. StartAll waits until the
+  // coordinator lists this instance as live.
+  Node& AddBankInstance(const std::string& service, const std::string& instance,
+                        const std::string& accounts, uint32_t weight = 0);
+
   // Spawns the node's process and waits until its port accepts connections. Fails (with the log
   // tail) if the process exits or the port does not open within 15 s.
   ::testing::AssertionResult Start(Node& node);
@@ -91,6 +98,9 @@ class IntegrationTest : public ::testing::Test {
   // credit of 0) gets an answer instead of a rejection.
   ::testing::AssertionResult WaitRegistered(const Node& bank, int64_t timeout_ms = 15000);
 
+  // Waits until ListServices shows the bank's address as a live instance of its service.
+  ::testing::AssertionResult WaitInstanceLive(const Node& bank, int64_t timeout_ms = 15000);
+
   // ---- RPC (net::RpcClient) ----
   Result<v1::SubmitResponse> Submit(const v1::SubmitRequest& request,
                                     int64_t deadline_ms = kRpcDeadlineMs);
@@ -100,9 +110,17 @@ class IntegrationTest : public ::testing::Test {
   Result<v1::Transaction> WaitFinished(const std::string& xid, int64_t timeout_ms);
   Result<std::map<std::string, int64_t>> Balances(const Node& bank);
   Result<v1::InspectResponse> Inspect(const Node& bank, const std::string& xid);
+  Result<v1::ListServicesResponse> ListServices();
+  // The coordinator's view of one instance; NOT_FOUND if it does not list it.
+  Result<v1::InstanceInfo> InstanceInfoOf(const std::string& service, const std::string& address);
   // The branch's state at the bank; BRANCH_STATE_UNKNOWN if the bank recorded nothing for it.
   Result<v1::BranchState> BranchStateAt(const Node& bank, const std::string& xid,
                                         uint32_t branch_id);
+
+  // Runs `bank-participant fault --listen <bank> --mode <mode> [--delay-ms N]` (examples/bank):
+  // none, fail, hang or slow; delay_ms < 0 keeps the mode's default wait.
+  ::testing::AssertionResult SetFault(const Node& bank, const std::string& mode,
+                                      int64_t delay_ms = -1);
 
   // ---- CLI ----
   // Runs `treaty --coordinator <treatyd> args...`.

@@ -342,6 +342,53 @@ CommandResult RunCommand(const std::vector<std::string>& argv, int64_t timeout_m
   return result;
 }
 
+Result<HttpResponse> HttpGet(uint16_t port, const std::string& path, int64_t timeout_ms) {
+  Fd fd(::socket(AF_INET, SOCK_STREAM, 0));
+  if (!Connect(fd.get(), port)) {
+    return Status::Unavailable("cannot connect to 127.0.0.1:" + std::to_string(port));
+  }
+  const std::string request =
+      "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  if (::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    return Status::Unavailable("cannot send the request to 127.0.0.1:" + std::to_string(port));
+  }
+  std::string raw;
+  const int64_t deadline = NowMs() + timeout_ms;
+  while (true) {
+    const int64_t left = deadline - NowMs();
+    if (left <= 0) {
+      return Status::Unavailable("GET " + path + ": no complete answer within " +
+                                 std::to_string(timeout_ms) + " ms");
+    }
+    pollfd p{fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    char buf[16384];
+    const ssize_t got = ::recv(fd.get(), buf, sizeof(buf), 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;  // the server closed: the answer is complete
+    raw.append(buf, static_cast<size_t>(got));
+  }
+  const size_t head_end = raw.find("\r\n\r\n");
+  if (raw.compare(0, 5, "HTTP/") != 0 || head_end == std::string::npos) {
+    return Status::Internal("GET " + path + ": not an HTTP answer: " + raw.substr(0, 200));
+  }
+  HttpResponse response;
+  const size_t space = raw.find(' ');
+  response.status = std::atoi(raw.c_str() + space + 1);
+  response.body = raw.substr(head_end + 4);
+  return response;
+}
+
+int64_t ResidentKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtoll(line.c_str() + 6, nullptr, 10);
+  }
+  return -1;
+}
+
 bool SendRawAndExpectClose(uint16_t port, const std::string& bytes, int64_t wait_close_ms) {
   Fd fd(::socket(AF_INET, SOCK_STREAM, 0));
   if (!Connect(fd.get(), port)) return false;

@@ -136,6 +136,20 @@ struct CommandResult {
 // Runs a command to completion, capturing stdout and stderr. Killed (SIGKILL) after timeout_ms.
 CommandResult RunCommand(const std::vector<std::string>& argv, int64_t timeout_ms);
 
+// An HTTP response as HttpGet reads it.
+struct HttpResponse {
+  int status = 0;    // e.g. 200
+  std::string body;  // the whole body (Content-Length or up to the close)
+};
+
+// GET http://127.0.0.1:<port><path> over HTTP/1.0 (the server closes after answering).
+// UNAVAILABLE if the connection fails or no complete answer arrives within timeout_ms, INTERNAL
+// if the answer is not HTTP.
+Result<HttpResponse> HttpGet(uint16_t port, const std::string& path, int64_t timeout_ms);
+
+// Resident set size of a process (VmRSS in /proc/<pid>/status), KiB; -1 if it cannot be read.
+int64_t ResidentKiB(pid_t pid);
+
 // Sends raw bytes to 127.0.0.1:port and waits up to wait_close_ms for the server to close the
 // connection. Returns true if the peer closed (EOF or reset), false if it stayed open or the
 // connection could not be made.

@@ -1,28 +1,20 @@
 #include "coordinator/registry.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <filesystem>
+#include "tests/testing/temp_dir.h"
 
 namespace treaty::coordinator {
 namespace {
 
 class RegistryTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/treaty-registry-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    Open();
-  }
-  void TearDown() override {
-    log_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void SetUp() override { Open(); }
+  void TearDown() override { log_.reset(); }
   void Open() {
     log_.reset();
     log::LogOptions o;
-    o.dir = dir_ + "/log";
+    o.dir = dir_.Sub("log");
     auto l = log::EventLog::Open(o);
     ASSERT_TRUE(l.ok()) << l.status().ToString();
     log_ = std::move(*l);
@@ -33,7 +25,7 @@ class RegistryTest : public ::testing::Test {
         [](const std::string&) { return 0u; });
   }
 
-  std::string dir_;
+  treaty::testing::TempDir dir_{"registry"};
   std::unique_ptr<log::EventLog> log_;
 };
 

@@ -14,29 +14,14 @@
 #include <vector>
 
 #include "log/log.h"
+#include "tests/testing/temp_dir.h"
 
 namespace treaty::log::testing {
 
-// A fresh directory under /tmp (mkdtemp); removed with its contents on destruction.
-class TempDir {
+// A fresh directory under /tmp, removed with its contents on destruction.
+class TempDir : public ::treaty::testing::TempDir {
  public:
-  TempDir() {
-    std::string pattern = "/tmp/treaty_log_test_XXXXXX";
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  // A path inside the directory that does not exist yet.
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : ::treaty::testing::TempDir("log_test") {}
 };
 
 inline LogOptions Options(const std::string& dir) {

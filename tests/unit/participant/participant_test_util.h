@@ -18,6 +18,7 @@
 #include "participant/participant.h"
 #include "treaty/v1/coordinator.pb.h"
 #include "treaty/v1/methods.h"
+#include "tests/testing/temp_dir.h"
 #include "treaty/v1/participant.pb.h"
 
 namespace treaty::participant::testing {
@@ -25,24 +26,10 @@ namespace treaty::participant::testing {
 // Deadline of every test RPC, milliseconds.
 inline constexpr int64_t kCallMs = 5000;
 
-// A fresh directory under /tmp (mkdtemp); removed with its contents on destruction.
-class TempDir {
+// A fresh directory under /tmp, removed with its contents on destruction.
+class TempDir : public ::treaty::testing::TempDir {
  public:
-  TempDir() {
-    std::string pattern = "/tmp/treaty_participant_test_XXXXXX";
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  // A path inside the directory that does not exist yet.
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : ::treaty::testing::TempDir("participant_test") {}
 };
 
 // Polls pred every 5 ms until it holds or timeout_ms passes. Returns pred's last value.

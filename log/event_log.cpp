@@ -49,13 +49,6 @@ using StagedMap = std::unordered_map<std::string, Staged>;
 
 // Finished records move from txns to outcomes: a 2PC transaction after END, a saga once
 // COMPLETED or COMPENSATED (a STUCK saga stays active).
-bool IsFinished(const v1::TxnRecord& rec) {
-  if (rec.mode() == "saga") {
-    return rec.saga_state() == v1::SAGA_COMPLETED || rec.saga_state() == v1::SAGA_COMPENSATED;
-  }
-  return rec.state() == v1::COMMITTED || rec.state() == v1::ABORTED;
-}
-
 bool ParseRecord(const rocksdb::Slice& value, google::protobuf::MessageLite* message) {
   return value.size() <= static_cast<size_t>(INT_MAX) &&
          message->ParseFromArray(value.data(), static_cast<int>(value.size()));

@@ -413,4 +413,11 @@ Status Fold(const v1::LogEvent& event, uint64_t lsn, v1::TxnRecord* rec) {
   return Status::Ok();
 }
 
+bool IsFinished(const v1::TxnRecord& rec) {
+  if (rec.mode() == "saga") {
+    return rec.saga_state() == v1::SAGA_COMPLETED || rec.saga_state() == v1::SAGA_COMPENSATED;
+  }
+  return rec.state() == v1::COMMITTED || rec.state() == v1::ABORTED;
+}
+
 }  // namespace treaty::log

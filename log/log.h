@@ -154,4 +154,8 @@ class EventLog {
 // error rec is unchanged. Repeating a decision or an END is idempotent (OK).
 Status Fold(const v1::LogEvent& event, uint64_t lsn, v1::TxnRecord* rec);
 
+// True for a record in a final state: a 2PC transaction COMMITTED or ABORTED, a saga COMPLETED or
+// COMPENSATED (a STUCK saga is not finished). Finished records live in `outcomes`.
+bool IsFinished(const v1::TxnRecord& rec);
+
 }  // namespace treaty::log

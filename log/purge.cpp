@@ -19,8 +19,6 @@
 namespace treaty::log::internal {
 namespace {
 
-bool IsFinished(v1::TxState state) { return state == v1::COMMITTED || state == v1::ABORTED; }
-
 template <typename Message>
 bool Parse(const rocksdb::PinnableSlice& value, Message* message) {
   return value.size() <= static_cast<size_t>(INT_MAX) &&
@@ -39,7 +37,7 @@ Result<std::optional<v1::TxnRecord>> Qualifying(const Store& store, const PurgeR
     return Status::Corruption(
         fmt::format("the outcomes record of xid={} in {} is unparsable", request.xid, store.dir()));
   }
-  if (!IsFinished(rec.state()) || rec.updated_unix_ms() > request.ended_before_unix_ms) {
+  if (!IsFinished(rec) || rec.updated_unix_ms() > request.ended_before_unix_ms) {
     return std::optional<v1::TxnRecord>();
   }
   return std::optional<v1::TxnRecord>(std::move(rec));

@@ -67,7 +67,8 @@ bool FoldEnded(const v1::LogEvent& event, v1::TxSummary* s) {
 
 bool IsFinished(v1::TxState state) { return state == v1::COMMITTED || state == v1::ABORTED; }
 
-FoldResult FoldEvent(const v1::LogRecord& record, std::optional<v1::SummaryRecord>* rec) {
+FoldResult FoldEvent(const v1::LogRecord& record, std::optional<v1::SummaryRecord>* rec,
+                     std::optional<v1::Transaction>* saga) {
   const v1::LogEvent& event = record.event();
   FoldResult result;
   if (rec->has_value() && record.lsn() <= (*rec)->summary().last_lsn()) return result;
@@ -77,17 +78,32 @@ FoldResult FoldEvent(const v1::LogRecord& record, std::optional<v1::SummaryRecor
     case v1::LogEvent::kBegun:
       if (rec->has_value()) lsns.clear();  // a new incarnation; the old one's events are gone
       FoldBegun(event, rec);
+      if (saga != nullptr) saga->reset();
       break;
+    case v1::LogEvent::kSagaBegun:
+    case v1::LogEvent::kStepChanged:
+    case v1::LogEvent::kSagaChanged:
+    case v1::LogEvent::kResolved: {
+      if (saga == nullptr) return result;  // REQUIRES violated; nothing to fold into
+      if (event.event_case() == v1::LogEvent::kSagaBegun) {
+        if (event.saga_begun().saga().steps().empty()) return result;  // refused by the log
+        lsns.clear();
+      } else if (!rec->has_value() || (*rec)->summary().mode() != kModeSaga || !saga->has_value()) {
+        return result;  // the log refuses saga events for an xid that is no saga
+      }
+      result.finished = FoldSagaEvent(event, rec, saga);
+      break;
+    }
     case v1::LogEvent::kDecided:
+      if (rec->has_value() && (*rec)->summary().mode() == kModeSaga) return result;  // refused
       FoldDecided(event, rec);
       break;
     case v1::LogEvent::kEnded:
-      if (!rec->has_value()) return result;  // the log refuses END for an unknown xid
+      // The log refuses END for an unknown xid and for a saga.
+      if (!rec->has_value() || (*rec)->summary().mode() == kModeSaga) return result;
       result.finished = FoldEnded(event, (*rec)->mutable_summary());
       break;
     default:
-      // Saga events are not projected yet: a saga gets no summary (mode "saga" with its steps is
-      // the planned addition) and its events are never purged.
       return result;
   }
   v1::SummaryRecord& r = **rec;
@@ -105,7 +121,7 @@ std::vector<std::string> ServicesOf(const v1::TxSummary& summary) {
   return {services.begin(), services.end()};
 }
 
-std::map<std::string, std::string> IndexEntries(const v1::SummaryRecord& rec) {
+std::map<std::string, std::string> IndexEntries(const v1::SummaryRecord& rec, bool stuck) {
   const v1::TxSummary& s = rec.summary();
   std::map<std::string, std::string> out;
   const std::string value = StateModeValue(s.state(), s.mode());
@@ -115,6 +131,7 @@ std::map<std::string, std::string> IndexEntries(const v1::SummaryRecord& rec) {
     out.emplace(ServiceKey(service, s.updated_unix_ms(), s.xid()), value);
   }
   out.emplace(LsnIndexKey(s.last_lsn(), s.xid()), "");
+  if (stuck) out.emplace(StuckKey(s.updated_unix_ms(), s.xid()), "");
   if (IsFinished(s.state())) {
     out.emplace(rec.events_purged() ? ExpiryQueueKey(s.finished_unix_ms(), s.xid())
                                     : PurgeQueueKey(s.finished_unix_ms(), s.xid()),

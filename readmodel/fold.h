@@ -15,6 +15,7 @@
 namespace treaty::readmodel::internal {
 
 inline constexpr char kMode2pc[] = "2pc";
+inline constexpr char kModeSaga[] = "saga";
 
 struct FoldResult {
   // The event changed the record. False when the summary already reflects the event (its lsn is
@@ -29,15 +30,43 @@ struct FoldResult {
 // before a decision, a second different decision) change nothing but the lsn bookkeeping. A
 // BEGIN for an xid whose summary exists starts a new incarnation (possible only after the log
 // dropped the old outcome).
-FoldResult FoldEvent(const v1::LogRecord& record, std::optional<v1::SummaryRecord>* rec);
+//
+// Saga events also update *saga (the saga's client view: mode "saga", saga_state, steps; stored
+// under d/<xid>), which must hold the stored view of a saga record (nullopt otherwise); FoldEvent
+// resets it to nullopt when a 2PC BEGIN starts a new incarnation of the xid. saga may be null
+// when record is not a saga event.
+FoldResult FoldEvent(const v1::LogRecord& record, std::optional<v1::SummaryRecord>* rec,
+                     std::optional<v1::Transaction>* saga = nullptr);
+
+bool IsSagaEvent(const v1::LogEvent& event);
+
+// The TxState a saga's summary carries (the state index, filters, counters and retention use
+// it): RUNNING -> PREPARING, COMPENSATING and STUCK -> ABORTING, COMPLETED -> COMMITTED,
+// COMPENSATED -> ABORTED.
+v1::TxState SummaryStateOf(v1::SagaState state);
+
+// Folds a saga event (REQUIRES: IsSagaEvent) into rec and saga; returns whether the saga just
+// finished. The events the log refuses (see log/fold.cpp) change nothing here. Called by
+// FoldEvent, which does the lsn bookkeeping.
+bool FoldSagaEvent(const v1::LogEvent& event, std::optional<v1::SummaryRecord>* rec,
+                   std::optional<v1::Transaction>* saga);
 
 bool IsFinished(v1::TxState state);
 
 // The distinct services of the summary's branches, sorted.
 std::vector<std::string> ServicesOf(const v1::TxSummary& summary);
 
-// Every index key (with its value) the record has: u/, s/, v/, l/ and p/ or x/.
-std::map<std::string, std::string> IndexEntries(const v1::SummaryRecord& rec);
+// Every index key (with its value) the record has: u/, s/, v/, l/ and p/ or x/, and k/ when
+// stuck (a saga in SAGA_STUCK; only unfinished sagas can be).
+std::map<std::string, std::string> IndexEntries(const v1::SummaryRecord& rec, bool stuck = false);
+
+// The client view of a stored summary without live overlay: for a saga (saga non-null: its
+// stored view) mode "saga", saga_state and steps with the summary's reason and times; otherwise
+// TransactionView(summary, nullptr).
+v1::Transaction SagaTransactionView(const v1::TxSummary& summary, const v1::Transaction* saga);
+
+// Whether saga is the view of a saga in SAGA_STUCK.
+bool IsStuck(const std::optional<v1::Transaction>& saga);
 
 // Aggregate deltas: key (without the L/A prefix, e.g. "c..." or "r...") -> counter deltas.
 using Contribution = std::map<std::string, std::vector<int64_t>>;

@@ -63,6 +63,12 @@ std::string ExpiryQueueKey(int64_t finished_ms, std::string_view xid) {
   return std::string(kExpiryQueuePrefix).append(BigEndian(finished_ms)).append(xid);
 }
 
+std::string StuckKey(int64_t updated_ms, std::string_view xid) {
+  return std::string(kStuckPrefix).append(BigEndian(updated_ms)).append(xid);
+}
+
+std::string SagaKey(std::string_view xid) { return std::string(kSagaPrefix).append(xid); }
+
 std::string StateCountKey(v1::TxState state) {
   return std::string(kStateCountPrefix) + StateByte(state);
 }

@@ -14,6 +14,9 @@
 //   l/<last_lsn><xid>               index by the lsn of the last event (coordinator.Watch)
 //   p/<finished><xid>               finished, events still in the log (event retention queue)
 //   x/<finished><xid>               finished, events purged (summary retention queue)
+//   k/<updated><xid>                sagas in SAGA_STUCK (Attention)
+//   d/<xid>                         sagas: the client view (v1::Transaction with mode "saga",
+//                                   saga_state and steps), written with the summary
 //   n/<state:1>                     number of summaries in the state (8 bytes)
 //   g/L/...  g/A/...                aggregates: L = derived from events still in the log, A =
 //                                   contributions of transactions whose events were purged
@@ -47,6 +50,8 @@ inline constexpr std::string_view kLsnIndexPrefix = "l/";
 inline constexpr std::string_view kPurgeQueuePrefix = "p/";
 inline constexpr std::string_view kExpiryQueuePrefix = "x/";
 inline constexpr std::string_view kStateCountPrefix = "n/";
+inline constexpr std::string_view kStuckPrefix = "k/";
+inline constexpr std::string_view kSagaPrefix = "d/";
 inline constexpr std::string_view kLivePrefix = "g/L/";
 inline constexpr std::string_view kArchivePrefix = "g/A/";
 
@@ -84,6 +89,8 @@ std::string LsnIndexKey(uint64_t lsn, std::string_view xid);
 std::string PurgeQueueKey(int64_t finished_ms, std::string_view xid);
 std::string ExpiryQueueKey(int64_t finished_ms, std::string_view xid);
 std::string StateCountKey(v1::TxState state);
+std::string StuckKey(int64_t updated_ms, std::string_view xid);
+std::string SagaKey(std::string_view xid);
 // prefix is kLivePrefix or kArchivePrefix.
 std::string CountersKey(std::string_view prefix, v1::TxState outcome, std::string_view service);
 std::string RateKey(std::string_view prefix, int64_t bucket_start_ms);

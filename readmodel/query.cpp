@@ -98,6 +98,18 @@ Result<std::optional<v1::TxSummary>> Views::Get(std::string_view xid) const {
   return std::optional<v1::TxSummary>(std::move(*(*rec)->mutable_summary()));
 }
 
+Result<std::optional<v1::Transaction>> Views::GetTransaction(std::string_view xid,
+                                                             const v1::Transaction* live) const {
+  Snapshot snapshot(db_);
+  Result<std::optional<v1::SummaryRecord>> rec = ReadRecord(snapshot.options(), xid);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) return std::optional<v1::Transaction>();
+  Result<std::optional<v1::Transaction>> saga = ReadSaga(snapshot.options(), *rec);
+  if (!saga.ok()) return saga.status();
+  return std::optional<v1::Transaction>(
+      TransactionView((*rec)->summary(), saga->has_value() ? &**saga : nullptr, live));
+}
+
 Result<v1::ListTransactionsResponse> Views::List(const v1::ListTransactionsRequest& request) const {
   const v1::TxFilter& filter = request.filter();
   const size_t limit =
@@ -223,13 +235,18 @@ Result<v1::AttentionResponse> Views::Attention(int64_t now_unix_ms, int64_t stuc
       std::optional<TimedKey> key = ParseTimedKey(it->key().ToStringView(), prefix.size());
       if (!key) continue;
       const auto updated = static_cast<int64_t>(key->time);
+      // Sagas need attention only when STUCK (the k/ scan below): a RUNNING saga has no prepare
+      // timeout and a COMPENSATING one retries until it succeeds or becomes STUCK.
+      const bool saga = ModeOfValue(it->value().ToStringView()) == kModeSaga;
       if (state != v1::PREPARING) {
         // The decision is the last event before END, so updated is the decision time.
         if (updated > now_unix_ms - stuck_after_ms) break;
+        if (saga) continue;
         hits.push_back({updated, "stuck-in-delivery", std::string(key->xid)});
         continue;
       }
       if (updated >= now_unix_ms) break;
+      if (saga) continue;
       Result<std::optional<v1::SummaryRecord>> rec = ReadRecord(snapshot.options(), key->xid);
       if (!rec.ok()) return rec.status();
       if (!rec->has_value()) continue;
@@ -238,6 +255,19 @@ Result<v1::AttentionResponse> Views::Attention(int64_t now_unix_ms, int64_t stuc
       if (deadline < now_unix_ms) hits.push_back({deadline, "prepare-overdue", s.xid()});
     }
     if (!it->status().ok()) return FromRocks(it->status(), "scan a state index");
+  }
+  {
+    // STUCK sagas at once, whatever their age (an operator must resolve them).
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(snapshot.options()));
+    const std::string prefix(kStuckPrefix);
+    for (it->Seek(prefix);
+         it->Valid() && it->key().starts_with(prefix) && scanned < kMaxScanPerQuery; it->Next()) {
+      ++scanned;
+      std::optional<TimedKey> key = ParseTimedKey(it->key().ToStringView(), prefix.size());
+      if (!key) continue;
+      hits.push_back({static_cast<int64_t>(key->time), "saga-stuck", std::string(key->xid)});
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "scan the stuck sagas");
   }
   std::sort(hits.begin(), hits.end(), [](const Hit& a, const Hit& b) {
     return a.since_ms != b.since_ms ? a.since_ms < b.since_ms : a.xid < b.xid;
@@ -252,7 +282,7 @@ Result<v1::AttentionResponse> Views::Attention(int64_t now_unix_ms, int64_t stuc
     v1::AttentionItem* item = response.add_items();
     *item->mutable_summary() = std::move(*(*rec)->mutable_summary());
     item->set_kind(hit.kind);
-    item->set_overdue_ms(now_unix_ms - hit.since_ms);
+    item->set_overdue_ms(std::max<int64_t>(0, now_unix_ms - hit.since_ms));
   }
   return response;
 }

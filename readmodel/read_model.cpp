@@ -335,6 +335,11 @@ Result<std::optional<v1::TxSummary>> ReadModel::Get(std::string_view xid) const 
   return impl_->views->Get(xid);
 }
 
+Result<std::optional<v1::Transaction>> ReadModel::GetTransaction(
+    std::string_view xid, const v1::Transaction* live) const {
+  return impl_->views->GetTransaction(xid, live);
+}
+
 Result<v1::ListTransactionsResponse> ReadModel::List(
     const v1::ListTransactionsRequest& request) const {
   return impl_->views->List(request);

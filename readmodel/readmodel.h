@@ -3,12 +3,33 @@
 //
 // Storage: its own RocksDB database (treatyd: <data_dir>/readmodel), rebuildable from the log.
 // Views (key layout in readmodel/keys.h):
-//   summary by xid     mode ("2pc"), state, branches (service, op, vote, acknowledged), reason,
-//                      created/updated/decided/finished times, prepare timeout, last lsn
+//   summary by xid     mode ("2pc" or "saga"), state, branches (service, op, vote, acknowledged),
+//                      reason, created/updated/decided/finished times, prepare timeout, last lsn
+//   saga view by xid   sagas: saga state and steps (id, service, action, compensation, state,
+//                      attempts, last error), served by GetTransaction
 //   index by (state, update time), by update time, by service (each newest first), by last lsn
 //   counters and latency histograms per service and outcome (COMMITTED/ABORTED), plus the total;
 //   latency = BEGIN..END and BEGIN..decision, fixed buckets (kBucketBoundsMs in keys.h)
 //   finished-per-10-s buckets for throughput, and the number of summaries per state
+//
+// Sagas share the 2PC views through their summary (TxSummary has no saga fields):
+//   state      the saga state maps onto TxState, which the state index, TxFilter.state, the
+//              state counts, Attention and retention use:
+//                SAGA_RUNNING -> PREPARING          SAGA_COMPLETED   -> COMMITTED
+//                SAGA_COMPENSATING, SAGA_STUCK -> ABORTING
+//                SAGA_COMPENSATED -> ABORTED
+//              so `--state=committed --mode=saga` lists completed sagas, `--state=aborting
+//              --mode=saga` the compensating and stuck ones (Attention tells STUCK apart).
+//   branches   one per step, in definition order: service, op = action, instance, attempts and
+//              last_error as last logged, acknowledged = the step SUCCEEDED, was COMPENSATED or
+//              SKIPPED; vote stays VOTE_UNSPECIFIED. The service index lists a saga under every
+//              step's service.
+//   times      decided = the saga first left RUNNING (COMPENSATING or COMPLETED), finished =
+//              COMPLETED or COMPENSATED; prepare_timeout_ms is 0.
+//   counters   a COMPLETED saga counts as a COMMITTED outcome and a COMPENSATED one as ABORTED,
+//              per step service and in the total (latency = SagaBegun..finish, decision latency
+//              = SagaBegun..turn-around or completion).
+// Finished sagas follow the retention of finished 2PC transactions.
 //
 // Projection: one projector thread tails the log in lsn order (EventLog::Read), polling
 // EventLog::last_lsn() every poll_interval_ms, and folds each batch of events into the views. A
@@ -143,13 +164,19 @@ class ReadModel {
 
   // The summary of xid; nullopt if the read model has none.
   Result<std::optional<v1::TxSummary>> Get(std::string_view xid) const;
+  // The client view (coordinator.GetTransaction) of xid, nullopt if the read model has none:
+  // TransactionView(summary, saga view, live). live may be null. CORRUPTION if a saga's
+  // stored view is missing or unparsable.
+  Result<std::optional<v1::Transaction>> GetTransaction(std::string_view xid,
+                                                        const v1::Transaction* live) const;
   // A page of summaries, newest change first. INVALID_ARGUMENT for a bad page token.
   Result<v1::ListTransactionsResponse> List(const v1::ListTransactionsRequest& request) const;
   // Counters, rates, percentiles, state counts and the projector's position, at the clock's time.
   Result<v1::StatsResponse> Stats() const;
   // Transactions needing an operator at now_unix_ms, oldest first, at most limit (capped at
-  // kMaxAttentionItems): decided but not finished for stuck_after_ms, and PREPARING past their
-  // prepare timeout.
+  // kMaxAttentionItems): 2PC transactions decided but not finished for stuck_after_ms
+  // ("stuck-in-delivery") and PREPARING past their prepare timeout ("prepare-overdue"); sagas
+  // in SAGA_STUCK, at once ("saga-stuck", overdue since the saga's last event).
   Result<v1::AttentionResponse> Attention(int64_t now_unix_ms, size_t limit) const;
   // Long poll (see WatchRequest). Answers at once if changes exist; otherwise the projector
   // answers when a matching change is projected or the timeout passes (clock's NowMs).
@@ -170,7 +197,17 @@ class ReadModel {
 // the transaction, live is its in-memory view and is overlaid: each branch's attempts, last_error
 // and instance, votes and acknowledgements known only in memory, and state, reason and update time
 // when the live view is further along (the projector lags the log by a few milliseconds).
+// For a saga summary this is TransactionView(summary, nullptr, live).
 v1::Transaction TransactionView(const v1::TxSummary& summary, const v1::Transaction* live);
+
+// The client view of a summary of any mode. For a saga: mode "saga", state
+// TX_STATE_UNSPECIFIED, no branches, reason and times from the summary, and saga_state and steps
+// from saga (its stored view; when null they are derived from the summary: STUCK then shows as
+// COMPENSATING and steps have no id, compensation or state). A live view (the saga core's)
+// replaces saga_state and steps, and its reason and update time win. For 2PC summaries saga is
+// ignored (TransactionView(summary, live)).
+v1::Transaction TransactionView(const v1::TxSummary& summary, const v1::Transaction* saga,
+                                const v1::Transaction* live);
 
 // The p-th quantile (0..1) of a latency histogram (bucket_counts: one count per bucket of
 // kBucketBoundsMs in readmodel/keys.h, plus the open bucket above the last bound),

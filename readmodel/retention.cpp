@@ -138,6 +138,7 @@ Result<RetentionResult> Views::ExpireSummaries(log::EventLog& log, int64_t cutof
         if (s.ok()) s = batch.Delete(key);
       }
       if (s.ok()) s = batch.Delete(SummaryKey(rec.summary().xid()));
+      if (s.ok()) s = batch.Delete(SagaKey(rec.summary().xid()));
       if (!s.ok()) return FromRocks(s, "stage an expired summary");
       --state_deltas[rec.summary().state()];
       ++total.summaries_expired;

@@ -23,8 +23,8 @@ constexpr size_t kWipeBatchOps = 10'000;
 
 // Every prefix the wipe deletes wholesale (summaries are handled one by one).
 constexpr std::string_view kDerivedPrefixes[] = {
-    kUpdatedPrefix,    kStatePrefix,       kServicePrefix,    kLsnIndexPrefix,
-    kPurgeQueuePrefix, kExpiryQueuePrefix, kStateCountPrefix, kLivePrefix};
+    kUpdatedPrefix,     kStatePrefix,      kServicePrefix, kLsnIndexPrefix, kPurgeQueuePrefix,
+    kExpiryQueuePrefix, kStateCountPrefix, kLivePrefix,    kStuckPrefix};
 
 Status NotReadModel(const std::string& dir, std::string_view why) {
   return Status::FailedPrecondition(fmt::format(
@@ -119,6 +119,20 @@ Result<std::optional<v1::SummaryRecord>> Views::ReadRecord(const rocksdb::ReadOp
   return std::optional<v1::SummaryRecord>(std::move(rec));
 }
 
+Result<std::optional<v1::Transaction>> Views::ReadSaga(
+    const rocksdb::ReadOptions& options, const std::optional<v1::SummaryRecord>& rec) const {
+  if (!rec || rec->summary().mode() != kModeSaga) return std::optional<v1::Transaction>();
+  const std::string& xid = rec->summary().xid();
+  Result<std::optional<std::string>> bytes = Read(options, SagaKey(xid));
+  if (!bytes.ok()) return bytes.status();
+  v1::Transaction saga;
+  if (!bytes->has_value() || !ParseStored(**bytes, &saga)) {
+    return Status::Corruption(
+        fmt::format("read model: the saga view of xid={} is missing or unparsable", xid));
+  }
+  return std::optional<v1::Transaction>(std::move(saga));
+}
+
 Result<v1::AggregateRecord> Views::ReadAggregate(std::string_view key) const {
   Result<std::optional<std::string>> bytes = Read(rocksdb::ReadOptions(), key);
   if (!bytes.ok()) return bytes.status();
@@ -178,6 +192,8 @@ Status Views::Project(const std::vector<v1::LogRecord>& records, int64_t now_uni
   struct Touched {
     std::optional<v1::SummaryRecord> before;
     std::optional<v1::SummaryRecord> after;
+    std::optional<v1::Transaction> saga_before;  // sagas only: the stored client view
+    std::optional<v1::Transaction> saga_after;
     bool changed = false;
   };
   std::map<std::string, Touched> touched;
@@ -191,9 +207,11 @@ Status Views::Project(const std::vector<v1::LogRecord>& records, int64_t now_uni
     if (it == touched.end()) {
       Result<std::optional<v1::SummaryRecord>> stored = ReadRecord(rocksdb::ReadOptions(), xid);
       if (!stored.ok()) return stored.status();
-      it = touched.emplace(xid, Touched{*stored, *stored, false}).first;
+      Result<std::optional<v1::Transaction>> saga = ReadSaga(rocksdb::ReadOptions(), *stored);
+      if (!saga.ok()) return saga.status();
+      it = touched.emplace(xid, Touched{*stored, *stored, *saga, *saga, false}).first;
     }
-    const FoldResult folded = FoldEvent(record, &it->second.after);
+    const FoldResult folded = FoldEvent(record, &it->second.after, &it->second.saga_after);
     it->second.changed |= folded.applied;
     if (folded.finished) {
       for (const auto& [key, delta] : ContributionOf(it->second.after->summary(), now_unix_ms)) {
@@ -209,10 +227,11 @@ Status Views::Project(const std::vector<v1::LogRecord>& records, int64_t now_uni
     if (!t.changed) continue;
     std::map<std::string, std::string> old_entries;
     if (t.before) {
-      old_entries = IndexEntries(*t.before);
+      old_entries = IndexEntries(*t.before, IsStuck(t.saga_before));
       --state_deltas[t.before->summary().state()];
     }
-    const std::map<std::string, std::string> new_entries = IndexEntries(*t.after);
+    const std::map<std::string, std::string> new_entries =
+        IndexEntries(*t.after, IsStuck(t.saga_after));
     ++state_deltas[t.after->summary().state()];
     rocksdb::Status s;
     for (const auto& [key, value] : old_entries) {
@@ -222,6 +241,8 @@ Status Views::Project(const std::vector<v1::LogRecord>& records, int64_t now_uni
       if (s.ok()) s = batch.Put(key, value);
     }
     if (s.ok()) s = batch.Put(SummaryKey(xid), t.after->SerializeAsString());
+    if (s.ok() && t.saga_after) s = batch.Put(SagaKey(xid), t.saga_after->SerializeAsString());
+    if (s.ok() && !t.saga_after && t.saga_before) s = batch.Delete(SagaKey(xid));
     if (!s.ok()) return FromRocks(s, fmt::format("stage the summary of xid={}", xid));
   }
   TREATY_RETURN_IF_ERROR(AddStateCounts(state_deltas, &batch));
@@ -243,6 +264,7 @@ Result<uint64_t> Views::Wipe(bool full) {
     if (full) {
       TREATY_RETURN_IF_ERROR(DeleteRange(kArchivePrefix, &start));
       TREATY_RETURN_IF_ERROR(DeleteRange(kSummaryPrefix, &start));
+      TREATY_RETURN_IF_ERROR(DeleteRange(kSagaPrefix, &start));
     }
     TREATY_RETURN_IF_ERROR(Write(&start));
   }
@@ -270,6 +292,7 @@ Result<uint64_t> Views::Wipe(bool full) {
       }
     } else {
       s = batch.Delete(it->key());
+      if (s.ok()) s = batch.Delete(SagaKey(rec.summary().xid()));
     }
     if (!s.ok()) return FromRocks(s, "stage a summary during the wipe");
     if (batch.Count() >= kWipeBatchOps) {

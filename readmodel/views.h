@@ -56,6 +56,9 @@ class Views {
   // ---- Queries (any thread) ----
 
   Result<std::optional<v1::TxSummary>> Get(std::string_view xid) const;
+  // See ReadModel::GetTransaction.
+  Result<std::optional<v1::Transaction>> GetTransaction(std::string_view xid,
+                                                        const v1::Transaction* live) const;
   Result<v1::ListTransactionsResponse> List(const v1::ListTransactionsRequest& request) const;
   // Changes after after_lsn matching filter (state, service, mode), at most kMaxWatchChanges;
   // lsn of the answer is where the next scan starts.
@@ -72,6 +75,9 @@ class Views {
                                           std::string_view key) const;
   Result<std::optional<v1::SummaryRecord>> ReadRecord(const rocksdb::ReadOptions& options,
                                                       std::string_view xid) const;
+  // The stored client view of rec's saga; nullopt if rec is absent or not a saga.
+  Result<std::optional<v1::Transaction>> ReadSaga(
+      const rocksdb::ReadOptions& options, const std::optional<v1::SummaryRecord>& rec) const;
   Result<v1::AggregateRecord> ReadAggregate(std::string_view key) const;
   Status Write(rocksdb::WriteBatch* batch);
   // Moves (or, with sign, adds) a contribution into the aggregates under prefix.

@@ -33,7 +33,9 @@ class [[nodiscard]] Status {
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return {}; }
-  static Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+  static Status InvalidArgument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
   static Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
   static Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
   static Status FailedPrecondition(std::string m) {
@@ -68,7 +70,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok() && "Result built from an OK status has no value");
   }
@@ -94,8 +96,8 @@ class [[nodiscard]] Result {
 }  // namespace treaty
 
 // Propagates a non-OK Status from an expression returning Status.
-#define TREATY_RETURN_IF_ERROR(expr)           \
-  do {                                         \
-    ::treaty::Status _treaty_s = (expr);       \
-    if (!_treaty_s.ok()) return _treaty_s;     \
+#define TREATY_RETURN_IF_ERROR(expr)       \
+  do {                                     \
+    ::treaty::Status _treaty_s = (expr);   \
+    if (!_treaty_s.ok()) return _treaty_s; \
   } while (0)

@@ -107,7 +107,7 @@ struct EventLog::Impl {
   std::thread writer_;
 
   // Owned by the writer thread.
-  Status failed_;  // set for good after a failed database write
+  Status failed_;                                   // set for good after a failed database write
   std::atomic<bool> stopped_after_failure_{false};  // mirrors !failed_.ok() for other threads
   uint64_t write_attempts_ = 0;
 

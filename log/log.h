@@ -124,9 +124,9 @@ class EventLog {
   // record names another xid are left alone. The newest event of the log is never deleted, so the
   // lsn sequence continues after a reopen even when every older event was purged. The txns column
   // family (unfinished transactions) is never touched. Everything deleted by one call goes in one
-  // synced WriteBatch. Thread-safe; runs beside appends (their lsns are above everything purgeable).
-  // A purged lsn is simply absent: Read skips it. Errors: UNAVAILABLE / CORRUPTION from RocksDB,
-  // with nothing deleted.
+  // synced WriteBatch. Thread-safe; runs beside appends (their lsns are above everything
+  // purgeable). A purged lsn is simply absent: Read skips it. Errors: UNAVAILABLE / CORRUPTION from
+  // RocksDB, with nothing deleted.
   Result<PurgeResult> Purge(const std::vector<PurgeRequest>& requests);
 
   // Meta entries. PutMeta is synced. ScanMeta returns every (key, value) whose key starts with

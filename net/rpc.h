@@ -1,4 +1,5 @@
-// Treaty's RPC transport: TCP + length-prefixed protobuf Envelope frames (proto/treaty/v1/envelope.proto).
+// Treaty's RPC transport: TCP + length-prefixed protobuf Envelope frames
+// (proto/treaty/v1/envelope.proto).
 //
 // Frame: 4-byte big-endian length, then one serialized treaty.v1.Envelope. Frames longer than
 // RpcOptions::max_frame_bytes, or that fail to parse, close the connection with a logged reason.
@@ -41,8 +42,7 @@ using Responder = std::function<void(Result<std::string> response)>;
 
 // Handles one request. Runs on the server's io_context thread; must not block for long (hand off
 // slow work and call the responder later). deadline_ms is the caller's remaining budget (0 = none).
-using Handler =
-    std::function<void(std::string payload, uint32_t deadline_ms, Responder respond)>;
+using Handler = std::function<void(std::string payload, uint32_t deadline_ms, Responder respond)>;
 
 // Accepts connections and dispatches requests to handlers by method name. Unknown methods get
 // NOT_FOUND. Thread-safety: Register before Listen; Stop may be called from any thread.
@@ -126,8 +126,8 @@ class RpcClient {
   RpcClient(const RpcClient&) = delete;
   RpcClient& operator=(const RpcClient&) = delete;
 
-  Result<std::string> Call(const std::string& address, std::string_view method,
-                           std::string payload, int64_t deadline_ms);
+  Result<std::string> Call(const std::string& address, std::string_view method, std::string payload,
+                           int64_t deadline_ms);
   void CallAsync(const std::string& address, std::string_view method, std::string payload,
                  int64_t deadline_ms, Callback done);
 

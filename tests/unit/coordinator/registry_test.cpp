@@ -68,8 +68,9 @@ TEST_F(RegistryTest, UnusableInstancesAreSkipped) {
     ASSERT_TRUE(p.ok());
     EXPECT_EQ(*p, "127.0.0.1:2");
   }
-  auto none = r.Pick("bank", "k", 0, [](const std::string&) { return false; },
-                     [](const std::string&) { return 0u; });
+  auto none = r.Pick(
+      "bank", "k", 0, [](const std::string&) { return false; },
+      [](const std::string&) { return 0u; });
   EXPECT_EQ(none.status().code(), StatusCode::kUnavailable);
   EXPECT_NE(none.status().message().find("circuit breakers open"), std::string::npos);
 }

@@ -37,9 +37,8 @@ TEST_F(TwoPcPrepareFailureTest, DefinitiveFailureAbortsWithTheStatusAsReason) {
 }
 
 TEST_F(TwoPcPrepareFailureTest, TransientFailureRetriesPrepareWithinTheDeadline) {
-  for (StatusCode code :
-       {StatusCode::kUnavailable, StatusCode::kDeadlineExceeded, StatusCode::kResourceExhausted,
-        StatusCode::kInternal}) {
+  for (StatusCode code : {StatusCode::kUnavailable, StatusCode::kDeadlineExceeded,
+                          StatusCode::kResourceExhausted, StatusCode::kInternal}) {
     const std::string xid = "x" + std::to_string(static_cast<int>(code));
     Started(xid, {"a"});
     clock_.AdvanceMs(1000);

@@ -16,9 +16,9 @@
 #include "net/proto_codec.h"
 #include "net/rpc.h"
 #include "participant/participant.h"
+#include "tests/testing/temp_dir.h"
 #include "treaty/v1/coordinator.pb.h"
 #include "treaty/v1/methods.h"
-#include "tests/testing/temp_dir.h"
 #include "treaty/v1/participant.pb.h"
 
 namespace treaty::participant::testing {

@@ -4,7 +4,7 @@
 # Usage: bench/run.sh [BUILD_DIR]          (default ./build; needs bin/treatyd, bin/bank-participant,
 #                                          bin/treaty and bin/treaty-bench, and jq)
 # Environment: CONCURRENCY (64), DURATION (10 s), WARMUP (1 s), ACCOUNTS (1000 per bank),
-#              SCENARIOS ("group-commit instances"), LEASE_MS (6000, treatyd's default lease),
+#              SCENARIOS ("group-commit instances readmodel"), LEASE_MS (6000, treatyd's default lease),
 #              KEEP=1 keeps the work dir (data dirs, logs, JSON results).
 #
 # group-commit: two bank participants with large balances and treatyd (with --admin) on a fresh
@@ -13,6 +13,8 @@
 # instances: bank-a served by three instances (round robin), bank-b by one; `treaty-bench 2pc`
 #   with all healthy, then one bank-a instance killed -9 and, once its lease has expired, the same
 #   run again. Prints a markdown table and appends it to bench/results/latest.md.
+# readmodel: the group-commit workload against treatyd with its read model and again with
+#   --no-readmodel; reports the write throughput ratio and the largest projector lag seen.
 set -euo pipefail
 
 BUILD_DIR=${1:-./build}
@@ -22,7 +24,7 @@ CONCURRENCY=${CONCURRENCY:-64}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
 ACCOUNTS=${ACCOUNTS:-1000}
-SCENARIOS=${SCENARIOS:-group-commit instances}
+SCENARIOS=${SCENARIOS:-group-commit instances readmodel}
 LEASE_MS=${LEASE_MS:-6000}
 BALANCE=1000000000000  # per account; far more than any run can move
 
@@ -256,10 +258,57 @@ EOF
   echo "appended: $HERE/results/latest.md" >&2
 }
 
+lag_sampler() {  # lag_sampler FILE: records the read model's lag (events seconds) every 0.5 s
+  while true; do
+    curl -fsS "http://$ADMIN/metrics" 2>/dev/null |
+      awk '/^treaty_readmodel_lag_events / {e = $NF} /^treaty_readmodel_lag_seconds / {s = $NF}
+           END {if (e != "") print e, s}' >>"$1"
+    sleep 0.5
+  done
+}
+
+scenario_readmodel() {
+  start_bank bank-a bank-a
+  start_bank bank-b bank-b
+  start_treatyd readmodel-on
+  : >"$WORK/lag.txt"
+  lag_sampler "$WORK/lag.txt" &
+  local sampler=$!
+  measure readmodel-on
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+  stop_treatyd
+  run_case readmodel-off --no-readmodel
+  stop_banks
+  local max_events max_seconds
+  max_events=$(awk 'BEGIN {m = 0} $1 > m {m = $1} END {printf "%d", m}' "$WORK/lag.txt")
+  max_seconds=$(awk 'BEGIN {m = 0} $2 > m {m = $2} END {printf "%.2f", m}' "$WORK/lag.txt")
+  local report
+  report=$(cat <<EOF
+
+## Read model: write throughput with the projector on vs off
+
+Same workload as the group-commit table; treatyd with its read model (projector thread on) against
+\`--no-readmodel\`. Largest projector lag sampled every 0.5 s during the run: $max_events events,
+$max_seconds s.
+
+| treatyd | tx/s | p50 ms | p99 ms | p999 ms | fsyncs/tx | treatyd CPU µs/tx | banks CPU µs/tx | client CPU µs/tx | aborted | errors |
+|---|---|---|---|---|---|---|---|---|---|---|
+$(row "projector on" "$WORK/readmodel-on.json")
+$(row "projector off" "$WORK/readmodel-off.json")
+| on / off | $(ratio_of readmodel-on readmodel-off .tx_per_s) | $(ratio_of readmodel-on readmodel-off .latency_ms.p50) | $(ratio_of readmodel-on readmodel-off .latency_ms.p99) | | | $(ratio_of readmodel-on readmodel-off .coordinator.cpu_us_per_tx) | | | | |
+EOF
+)
+  echo "$report"
+  mkdir -p "$HERE/results"
+  echo "$report" >>"$HERE/results/latest.md"
+  echo "appended: $HERE/results/latest.md" >&2
+}
+
 for scenario in $SCENARIOS; do
   case $scenario in
     group-commit) scenario_group_commit ;;
     instances) scenario_instances ;;
-    *) echo "error: unknown scenario '$scenario' (expected group-commit or instances)" >&2; exit 2 ;;
+    readmodel) scenario_readmodel ;;
+    *) echo "error: unknown scenario '$scenario' (expected group-commit, instances or readmodel)" >&2; exit 2 ;;
   esac
 done

@@ -3,13 +3,16 @@
 //   treaty-bench 2pc --coordinator ADDR --concurrency N --duration S [--admin ADDR]
 //                    [--accounts-per-bank K] [--services bank-a,bank-b] [--warmup S]
 //                    [--connections C] [--output text|json]
+//   treaty-bench saga --coordinator ADDR --concurrency N --duration S [--warmup S]
+//                     [--connections C] [--output text|json]
 //   treaty-bench services --coordinator ADDR --service S --live N [--wait-ms T]
 //
 // With --admin it scrapes treatyd's /metrics when the measured window opens and closes and reports
-// fsyncs and coordinator CPU time per transaction. `services` waits until exactly N instances of
-// service S are live at the coordinator and prints them (bench/run.sh uses it before a run).
-// Exit codes: 0 ok, 1 the run failed (nothing answered, metrics unavailable, or the instances
-// never reached N), 2 usage error.
+// fsyncs and coordinator CPU time per transaction. `saga` submits 3-step order sagas
+// (examples/order: inventory needs "widget" stock for every saga) and reports sagas/s and latency.
+// `services` waits until exactly N instances of service S are live at the coordinator and prints
+// them (bench/run.sh uses it before a run). Exit codes: 0 ok, 1 the run failed (nothing answered,
+// metrics unavailable, or the instances never reached N), 2 usage error.
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +23,7 @@
 #include <string>
 
 #include "bench/metrics_scrape.h"
+#include "bench/saga_load.h"
 #include "bench/services.h"
 #include "bench/twopc_load.h"
 #include "common/logging.h"
@@ -129,6 +133,58 @@ void PrintText(const TwoPcLoadOptions& o, const TwoPcLoadResult& r,
   }
 }
 
+int RunSagaBench(const treaty::bench::LoadSpec& spec, const std::string& output) {
+  treaty::SetupLogging("treaty-bench", "warn");
+  double cpu_start = 0;
+  double cpu_end = 0;
+  auto r = treaty::bench::RunSagaLoad(
+      spec, [&] { cpu_start = OwnCpuSeconds(); }, [&] { cpu_end = OwnCpuSeconds(); });
+  if (!r.ok()) {
+    std::cerr << "error: " << r.status().ToString() << "\n";
+    return r.status().code() == treaty::StatusCode::kInvalidArgument ? kExitUsage : kExitFailed;
+  }
+  if (output == "json") {
+    nlohmann::json j = {{"mode", "saga"},
+                        {"concurrency", spec.concurrency},
+                        {"connections", spec.connections},
+                        {"duration_s", r->measured_s},
+                        {"warmup_s", spec.warmup_s},
+                        {"completed", r->committed},
+                        {"not_completed", r->aborted},
+                        {"errors", r->errors},
+                        {"first_error", r->first_error},
+                        {"sagas_per_s", r->TxPerSecond()},
+                        {"client_cpu_us_per_saga", ClientCpuUsPerTx(*r, cpu_end - cpu_start)},
+                        {"latency_ms",
+                         {{"p50", r->LatencyMs(0.50)},
+                          {"p90", r->LatencyMs(0.90)},
+                          {"p99", r->LatencyMs(0.99)},
+                          {"p999", r->LatencyMs(0.999)},
+                          {"max", r->LatencyMs(1.0)}}}};
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::printf(
+        "treaty-bench saga: reserve -> charge -> schedule, concurrency %d over %d "
+        "connection(s), %.1f s (+%.1f s warm-up)\n",
+        spec.concurrency, spec.connections, r->measured_s, spec.warmup_s);
+    std::printf("  sagas         %llu completed, %llu not completed, %llu errors%s%s\n",
+                static_cast<unsigned long long>(r->committed),
+                static_cast<unsigned long long>(r->aborted),
+                static_cast<unsigned long long>(r->errors), r->errors ? " (first: " : "",
+                r->errors ? (r->first_error + ")").c_str() : "");
+    std::printf("  throughput    %.0f sagas/s\n", r->TxPerSecond());
+    std::printf("  latency ms    p50 %.2f  p90 %.2f  p99 %.2f  p999 %.2f  max %.2f\n",
+                r->LatencyMs(0.5), r->LatencyMs(0.9), r->LatencyMs(0.99), r->LatencyMs(0.999),
+                r->LatencyMs(1.0));
+  }
+  if (r->committed + r->aborted == 0) {
+    std::cerr << "error: no saga was answered"
+              << (r->first_error.empty() ? "" : ": " + r->first_error) << "\n";
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -171,6 +227,29 @@ int main(int argc, char** argv) {
   twopc->add_option("--output,-o", output, "text or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));
+  treaty::bench::LoadSpec saga_spec;
+  saga_spec.seed = options.seed;
+  auto* saga_cmd = app.add_subcommand("saga", "Closed-loop 3-step order sagas (wait for the end)");
+  saga_cmd->add_option("--coordinator", saga_spec.coordinator, "treatyd client address host:port")
+      ->required();
+  saga_cmd->add_option("--concurrency,-c", saga_spec.concurrency, "Clients (one saga each)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  saga_cmd->add_option("--connections", saga_spec.connections, "TCP connections")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  saga_cmd->add_option("--duration,-d", saga_spec.duration_s, "Measured seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
+  saga_cmd->add_option("--warmup", saga_spec.warmup_s, "Unmeasured warm-up seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
+  saga_cmd->add_option("--timeout-ms", saga_spec.call_timeout_ms, "Deadline of one saga")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{600'000}));
+  saga_cmd->add_option("--output,-o", output, "text or json")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
   treaty::bench::WaitInstancesOptions wait_instances;
   auto* services_cmd = app.add_subcommand(
       "services", "Wait until exactly N instances of a service are live, then list them");
@@ -199,6 +278,7 @@ int main(int argc, char** argv) {
     std::cout << *listing;
     return kExitOk;
   }
+  if (saga_cmd->parsed()) return RunSagaBench(saga_spec, output);
   const size_t comma = services.find(',');
   if (comma == std::string::npos || comma == 0 || comma + 1 == services.size()) {
     std::cerr << "error: --services wants two names, e.g. bank-a,bank-b\n";

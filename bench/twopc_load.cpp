@@ -34,7 +34,7 @@ std::string OpPayload(int account, int64_t amount) {
 // The clients' state. Everything but the `done` handshake is touched only on the I/O thread.
 class Load {
  public:
-  Load(const TwoPcLoadOptions& options, asio::io_context& io)
+  Load(const LoadSpec& options, asio::io_context& io)
       : options_(options), io_(io), rng_(options.seed) {
     for (int i = 0; i < options.connections; ++i) {
       channels_.push_back(net::RpcChannel::Create(io, options.coordinator));
@@ -69,34 +69,22 @@ class Load {
 
  private:
   void Issue(int client) {
-    v1::SubmitRequest req;
-    req.set_xid(xid_prefix_ + std::to_string(next_xid_++));
-    req.set_wait(true);
-    std::uniform_int_distribution<int> account(0, options_.accounts_per_bank - 1);
-    v1::Branch* debit = req.add_branches();
-    debit->set_service(options_.debit_service);
-    debit->set_op("debit");
-    debit->set_payload(OpPayload(account(rng_), 1));
-    v1::Branch* credit = req.add_branches();
-    credit->set_service(options_.credit_service);
-    credit->set_op("credit");
-    credit->set_payload(OpPayload(account(rng_), 1));
+    std::string request = options_.request(xid_prefix_ + std::to_string(next_xid_++), rng_);
     const auto started = Clock::now();
     auto& channel = channels_[static_cast<size_t>(client % options_.connections)];
-    channel->Call(v1::methods::kSubmit, req.SerializeAsString(), options_.call_timeout_ms,
+    channel->Call(options_.method, std::move(request), options_.call_timeout_ms,
                   [this, client, started](Result<std::string> payload) {
-                    Done(client, started, net::Decode<v1::SubmitResponse>(payload));
+                    Done(client, started, options_.succeeded(payload));
                   });
   }
 
-  void Done(int client, Clock::time_point started, const Result<v1::SubmitResponse>& resp) {
+  void Done(int client, Clock::time_point started, const Result<bool>& resp) {
     const auto now = Clock::now();
     if (now >= window_start_ && now < window_end_) {
       if (!resp.ok()) {
         if (result_.errors++ == 0) result_.first_error = resp.status().ToString();
       } else {
-        const v1::TxState s = resp->state();
-        if (s == v1::COMMITTING || s == v1::COMMITTED) {
+        if (*resp) {
           ++result_.committed;
         } else {
           ++result_.aborted;
@@ -119,7 +107,7 @@ class Load {
     timer->async_wait([this, client, timer](const asio::error_code&) { Issue(client); });
   }
 
-  const TwoPcLoadOptions options_;
+  const LoadSpec options_;
   asio::io_context& io_;
   std::mt19937_64 rng_;
   std::vector<std::shared_ptr<net::RpcChannel>> channels_;
@@ -155,9 +143,47 @@ double TwoPcLoadResult::TxPerSecond() const {
 Result<TwoPcLoadResult> RunTwoPcLoad(const TwoPcLoadOptions& options,
                                      const std::function<void()>& at_window_start,
                                      const std::function<void()>& at_window_end) {
+  if (options.accounts_per_bank < 1) {
+    return Status::InvalidArgument("accounts must be at least 1");
+  }
+  LoadSpec spec;
+  spec.coordinator = options.coordinator;
+  spec.concurrency = options.concurrency;
+  spec.connections = options.connections;
+  spec.duration_s = options.duration_s;
+  spec.warmup_s = options.warmup_s;
+  spec.call_timeout_ms = options.call_timeout_ms;
+  spec.seed = options.seed;
+  spec.method = v1::methods::kSubmit;
+  spec.request = [options](const std::string& xid, std::mt19937_64& rng) {
+    v1::SubmitRequest req;
+    req.set_xid(xid);
+    req.set_wait(true);
+    std::uniform_int_distribution<int> account(0, options.accounts_per_bank - 1);
+    v1::Branch* debit = req.add_branches();
+    debit->set_service(options.debit_service);
+    debit->set_op("debit");
+    debit->set_payload(OpPayload(account(rng), 1));
+    v1::Branch* credit = req.add_branches();
+    credit->set_service(options.credit_service);
+    credit->set_op("credit");
+    credit->set_payload(OpPayload(account(rng), 1));
+    return req.SerializeAsString();
+  };
+  spec.succeeded = [](const Result<std::string>& payload) -> Result<bool> {
+    auto resp = net::Decode<v1::SubmitResponse>(payload);
+    if (!resp.ok()) return resp.status();
+    return resp->state() == v1::COMMITTING || resp->state() == v1::COMMITTED;
+  };
+  return RunLoad(spec, at_window_start, at_window_end);
+}
+
+Result<TwoPcLoadResult> RunLoad(const LoadSpec& options,
+                                const std::function<void()>& at_window_start,
+                                const std::function<void()>& at_window_end) {
   if (options.coordinator.empty()) return Status::InvalidArgument("--coordinator is required");
-  if (options.concurrency < 1 || options.connections < 1 || options.accounts_per_bank < 1) {
-    return Status::InvalidArgument("concurrency, connections and accounts must be at least 1");
+  if (options.concurrency < 1 || options.connections < 1) {
+    return Status::InvalidArgument("concurrency and connections must be at least 1");
   }
   if (options.duration_s <= 0 || options.warmup_s < 0) {
     return Status::InvalidArgument("duration must be positive and warm-up not negative");

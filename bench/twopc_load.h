@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,27 @@ struct TwoPcLoadResult {
   double LatencyMs(double q) const;
   double TxPerSecond() const;
 };
+
+// A closed-loop workload (shared by the 2PC and saga loads).
+struct LoadSpec {
+  std::string coordinator;
+  int concurrency = 64;
+  int connections = 1;
+  double duration_s = 10;
+  double warmup_s = 1;
+  int64_t call_timeout_ms = 10000;
+  uint64_t seed = 1;
+  const char* method = nullptr;  // RPC method of every submission
+  // The serialized request of a new submission with this xid; rng is the load's own generator.
+  std::function<std::string(const std::string& xid, std::mt19937_64& rng)> request;
+  // Whether an answered submission succeeded (counted as committed) or not (aborted); an error
+  // (undecodable answer, error status) is counted as an error.
+  std::function<Result<bool>(const Result<std::string>& response)> succeeded;
+};
+
+// Runs a workload; see RunTwoPcLoad for the callbacks.
+Result<TwoPcLoadResult> RunLoad(const LoadSpec& spec, const std::function<void()>& at_window_start,
+                                const std::function<void()>& at_window_end);
 
 // Runs the load. at_window_start / at_window_end (may be empty) run on the calling thread when the
 // measured window opens and closes (the benchmark scrapes coordinator metrics there). Errors:

@@ -7,6 +7,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "cli/saga_commands.h"
 #include "cli/tx_file.h"
 #include "common/random.h"
 #include "net/proto_codec.h"
@@ -162,6 +163,10 @@ int GetTransaction(const GlobalOptions& global, const std::string& xid, std::ost
   const v1::Transaction& tx = resp->transaction();
   if (global.output == "json") {
     out << ToJson(tx) << "\n";
+    return kExitOk;
+  }
+  if (tx.mode() == "saga") {
+    PrintSagaTable(tx, out);
     return kExitOk;
   }
   out << "xid       " << tx.xid() << "\n"

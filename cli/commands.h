@@ -17,14 +17,15 @@ namespace treaty::cli {
 
 // Exit codes of `treaty` (documented in the README).
 enum ExitCode : int {
-  kExitOk = 0,           // success; with --wait: the transaction committed
+  kExitOk = 0,           // success; with --wait: the transaction committed (a saga completed)
   kExitError = 1,        // local error: unreadable or invalid file, bad JSON
   kExitUsage = 2,        // wrong flags or arguments
-  kExitAborted = 3,      // the transaction aborted
+  kExitAborted = 3,      // the transaction aborted (a saga: compensating or compensated)
   kExitUnknown = 4,      // outcome not known yet (deadline passed while waiting)
   kExitRejected = 5,     // the coordinator refused the request (invalid, unknown service, ...)
   kExitUnreachable = 6,  // no coordinator could be reached
   kExitBusy = 7,         // the coordinator is overloaded; retry later
+  kExitStuck = 8,        // the saga is STUCK: a compensation kept failing (treaty tx resolve)
 };
 
 struct GlobalOptions {

@@ -1,4 +1,5 @@
-// The coordinator shell: executes the 2PC core's effects with Asio, the RPC transport and the log.
+// The coordinator shell: executes the 2PC core's effects with Asio, the RPC transport and the log,
+// admits sagas and hands them to the saga shell (coordinator/saga_shell.h).
 #include "coordinator/coordinator.h"
 
 #include <spdlog/spdlog.h>
@@ -15,12 +16,14 @@
 #include "coordinator/metrics.h"
 #include "coordinator/read_side.h"
 #include "coordinator/registry.h"
-#include "resilience/retry.h"
+#include "coordinator/saga_shell.h"
 #include "coordinator/transactions.h"
 #include "coordinator/twopc_rules.h"
 #include "log/log.h"
 #include "net/proto_codec.h"
 #include "net/rpc.h"
+#include "resilience/retry.h"
+#include "saga/definition.h"
 #include "treaty/v1/methods.h"
 #include "treaty/v1/participant.pb.h"
 
@@ -75,11 +78,12 @@ struct Coordinator::Impl {
   std::unique_ptr<Registry> registry;
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<TwoPcCore> core;
+  std::unique_ptr<SagaShell> sagas;
   std::unique_ptr<net::RpcServer> server;
   std::unique_ptr<AdminServer> admin;
   std::unique_ptr<ParticipantCaller> caller;
   std::unique_ptr<resilience::KeyedTokenBuckets> admission;
-  std::unordered_map<uint64_t, net::Responder> waiting;             // Submit callers by client id
+  std::unordered_map<uint64_t, net::Responder> waiting;  // Submit callers by client id
   uint64_t next_client = 1;
   bool stopped = false;
 
@@ -103,8 +107,11 @@ struct Coordinator::Impl {
       spdlog::debug("xid={} finished state={} duration_ms={}", f.xid, v1::TxState_Name(f.state),
                     f.duration_ms);
     }
-    metrics->SetActive(core->active());
+    metrics->SetActive(active());
   }
+
+  // Transactions held in memory by both cores.
+  size_t active() const { return core->active() + (sagas ? sagas->active() : 0); }
 
   void Append(AppendLog a) {
     std::string xid = a.event.xid();
@@ -130,10 +137,10 @@ struct Coordinator::Impl {
           c.service, c.xid, clock.NowMs(), [](const std::string&) { return true; },
           [](const std::string&) { return 0u; });
       if (!picked.ok()) {
-        asio::post(io(), [this, xid = c.xid, branch = c.branch, phase = c.phase,
-                          s = picked.status()] {
-          if (!stopped) Execute(core->Handle(CallFailed{xid, branch, phase, s}));
-        });
+        asio::post(io(),
+                   [this, xid = c.xid, branch = c.branch, phase = c.phase, s = picked.status()] {
+                     if (!stopped) Execute(core->Handle(CallFailed{xid, branch, phase, s}));
+                   });
         return;
       }
       instance = *picked;
@@ -199,8 +206,12 @@ struct Coordinator::Impl {
     if (req.xid().empty()) req.set_xid(NewXid(random, "tx"));
     if (req.xid().size() > kMaxXidBytes) {
       metrics->SubmitRejected();
-      respond(Status::InvalidArgument("xid is longer than " + std::to_string(kMaxXidBytes) +
-                                      " bytes"));
+      respond(
+          Status::InvalidArgument("xid is longer than " + std::to_string(kMaxXidBytes) + " bytes"));
+      return;
+    }
+    if (sagas->Holds(req.xid())) {
+      respond(Status::AlreadyExists("xid " + req.xid() + " is used by a saga"));
       return;
     }
     if (!core->Get(req.xid())) {
@@ -214,7 +225,9 @@ struct Coordinator::Impl {
         respond(ReplyForLogged(req, **found));
         return;
       }
-      Status s = CheckNewSubmission(req);
+      std::vector<std::string> services;
+      for (const auto& b : req.branches()) services.push_back(b.service());
+      Status s = Admit(services, req.client_id());
       if (s.ok()) s = ChooseInstances(req);
       if (!s.ok()) {
         metrics->SubmitRejected();
@@ -236,25 +249,26 @@ struct Coordinator::Impl {
   }
 
   // Admission: the global bound on transactions in flight, then the client's token bucket.
-  Status CheckNewSubmission(const v1::SubmitRequest& req) {
-    for (const auto& b : req.branches()) {
-      if (!b.service().empty() && !registry->Known(b.service())) {
-        return Status::NotFound("unknown service '" + b.service() +
+  // services: those the transaction touches (empty names are left to the cores' validation).
+  Status Admit(const std::vector<std::string>& services, const std::string& client_id) {
+    for (const auto& service : services) {
+      if (!service.empty() && !registry->Known(service)) {
+        return Status::NotFound("unknown service '" + service +
                                 "' (registered: " + registry->Names() + ")");
       }
     }
-    if (core->active() >= options.max_active_transactions) {
+    if (active() >= options.max_active_transactions) {
       metrics->Throttled("in_flight");
-      return Status::ResourceExhausted("coordinator is holding " +
-                                       std::to_string(core->active()) +
+      return Status::ResourceExhausted("coordinator is holding " + std::to_string(active()) +
                                        " transactions (its limit); retry after 100 ms");
     }
-    const std::string& client = req.client_id().empty() ? "anonymous" : req.client_id();
+    const std::string& client = client_id.empty() ? "anonymous" : client_id;
     int64_t now_ms = clock.NowMs();
     if (!admission->TryTake(client, now_ms)) {
       metrics->Throttled("rate");
       int64_t after_ms = std::max<int64_t>(1, admission->RetryAfterMs(client, now_ms));
-      return Status::ResourceExhausted("client '" + client + "' is over its submission rate; retry after " +
+      return Status::ResourceExhausted("client '" + client +
+                                       "' is over its submission rate; retry after " +
                                        std::to_string(after_ms) + " ms");
     }
     return Status::Ok();
@@ -263,29 +277,47 @@ struct Coordinator::Impl {
   // Fixes the participant instance of every branch of a new transaction (recorded in BEGIN, so
   // PREPARE, COMMIT and ABORT, also after a restart, reach the instance holding the branch).
   Status ChooseInstances(v1::SubmitRequest& req) {
-    int64_t now_ms = clock.NowMs();
     for (auto& b : *req.mutable_branches()) {
       b.clear_instance();
       if (b.service().empty()) continue;  // refused by the core's validation
-      auto picked = registry->Pick(
-          b.service(), b.routing_key().empty() ? req.xid() : b.routing_key(), now_ms,
-          [this](const std::string& a) { return caller->Usable(a); },
-          [this](const std::string& a) { return caller->Outstanding(a); });
-      if (!picked.ok()) {
-        if (picked.status().code() == StatusCode::kNotFound) return picked.status();
-        // Temporary (leases come back, breakers half-open): "busy, retry later", not a
-        // rejection of the transaction itself, and not UNAVAILABLE, which clients read as
-        // "this coordinator is unreachable".
-        return Status::ResourceExhausted(picked.status().message() + "; retry after " +
-                                         std::to_string(options.caller.breaker.reset_timeout_ms) +
-                                         " ms");
-      }
+      auto picked =
+          PickInstance(b.service(), b.routing_key().empty() ? req.xid() : b.routing_key());
+      if (!picked.ok()) return picked.status();
       b.set_instance(*picked);
     }
     return Status::Ok();
   }
 
+  // The same for every step of a new saga (recorded in SagaBegun).
+  Status ChooseInstances(v1::SubmitSagaRequest& req) {
+    for (auto& step : *req.mutable_saga()->mutable_steps()) {
+      step.clear_instance();
+      if (step.service().empty()) continue;  // refused by the core's validation
+      auto picked =
+          PickInstance(step.service(), step.routing_key().empty() ? req.xid() : step.routing_key());
+      if (!picked.ok()) return picked.status();
+      step.set_instance(*picked);
+    }
+    return Status::Ok();
+  }
+
+  Result<std::string> PickInstance(const std::string& service, const std::string& key) {
+    auto picked = registry->Pick(
+        service, key, clock.NowMs(), [this](const std::string& a) { return caller->Usable(a); },
+        [this](const std::string& a) { return caller->Outstanding(a); });
+    if (picked.ok() || picked.status().code() == StatusCode::kNotFound) return picked;
+    // Temporary (leases come back, breakers half-open): "busy, retry later", not a rejection of
+    // the transaction itself, and not UNAVAILABLE, which clients read as "this coordinator is
+    // unreachable".
+    return Status::ResourceExhausted(picked.status().message() + "; retry after " +
+                                     std::to_string(options.caller.breaker.reset_timeout_ms) +
+                                     " ms");
+  }
+
   Result<std::string> ReplyForLogged(const v1::SubmitRequest& req, const v1::TxnRecord& rec) {
+    if (rec.mode() == saga::kSagaMode) {
+      return Status::AlreadyExists("xid " + req.xid() + " is used by a saga");
+    }
     if (!internal::SameBranches(req.branches(), rec.branches())) {
       return Status::AlreadyExists("xid " + req.xid() +
                                    " was already used for a different transaction");
@@ -295,6 +327,65 @@ struct Coordinator::Impl {
     resp.set_state(rec.state());
     resp.set_reason(rec.reason());
     return resp.SerializeAsString();
+  }
+
+  // ---- sagas ----
+
+  void HandleSubmitSaga(v1::SubmitSagaRequest req, net::Responder respond) {
+    if (req.xid().empty()) req.set_xid(NewXid(random, "saga"));
+    if (req.xid().size() > kMaxXidBytes) {
+      metrics->SubmitRejected();
+      respond(
+          Status::InvalidArgument("xid is longer than " + std::to_string(kMaxXidBytes) + " bytes"));
+      return;
+    }
+    if (core->Get(req.xid())) {
+      respond(Status::AlreadyExists("xid " + req.xid() + " is used by a 2PC transaction"));
+      return;
+    }
+    if (!sagas->Holds(req.xid())) {
+      auto found = log->Find(req.xid());
+      if (!found.ok()) {
+        respond(found.status());
+        return;
+      }
+      if (found->has_value()) {
+        respond(SagaShell::ReplyForLogged(req, **found));
+        return;
+      }
+      std::vector<std::string> services;
+      for (const auto& step : req.saga().steps()) services.push_back(step.service());
+      Status s = Admit(services, req.client_id());
+      if (s.ok()) s = ChooseInstances(req);
+      if (!s.ok()) {
+        metrics->SubmitRejected();
+        spdlog::debug("xid={} saga refused: {}", req.xid(), s.ToString());
+        respond(s);
+        return;
+      }
+      metrics->TxSubmitted();
+    }
+    sagas->Submit(std::move(req), std::move(respond));
+  }
+
+  void HandleResolve(const v1::ResolveRequest& req, net::Responder respond) {
+    if (req.xid().empty()) return respond(Status::InvalidArgument("Resolve needs an xid"));
+    if (sagas->Holds(req.xid())) return sagas->Resolve(req, std::move(respond));
+    const Status two_pc = Status::FailedPrecondition(
+        "xid=" + req.xid() +
+        " is a 2PC transaction: resolve is not supported for 2PC yet (delivery is retried "
+        "automatically with backoff)");
+    if (core->Get(req.xid())) return respond(two_pc);
+    auto found = log->Find(req.xid());
+    if (!found.ok()) return respond(found.status());
+    if (!found->has_value()) {
+      return respond(Status::NotFound("no transaction with xid " + req.xid()));
+    }
+    const v1::TxnRecord& rec = **found;
+    if (rec.mode() != saga::kSagaMode) return respond(two_pc);
+    respond(Status::FailedPrecondition("xid=" + req.xid() + " is already " +
+                                       v1::SagaState_Name(rec.saga_state()) +
+                                       "; nothing to resolve"));
   }
 
   Result<std::string> HandleQueryOutcome(const v1::QueryOutcomeRequest& req) {
@@ -359,6 +450,20 @@ struct Coordinator::Impl {
                        if (!req.ok()) return respond(req.status());
                        HandleSubmit(std::move(*req), std::move(respond));
                      });
+    server->Register(v1::methods::kSubmitSaga,
+                     [this](std::string payload, uint32_t, net::Responder respond) {
+                       if (stopped) return respond(Status::Unavailable("shutting down"));
+                       auto req = net::DecodeRequest<v1::SubmitSagaRequest>(payload);
+                       if (!req.ok()) return respond(req.status());
+                       HandleSubmitSaga(std::move(*req), std::move(respond));
+                     });
+    server->Register(v1::methods::kResolve,
+                     [this](std::string payload, uint32_t, net::Responder respond) {
+                       if (stopped) return respond(Status::Unavailable("shutting down"));
+                       auto req = net::DecodeRequest<v1::ResolveRequest>(payload);
+                       if (!req.ok()) return respond(req.status());
+                       HandleResolve(*req, std::move(respond));
+                     });
     Serve<v1::QueryOutcomeRequest>(v1::methods::kQueryOutcome,
                                    [this](const auto& r) { return HandleQueryOutcome(r); });
     Serve<v1::RegisterRequest>(v1::methods::kRegister,
@@ -391,21 +496,40 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions
   impl->caller = std::make_unique<ParticipantCaller>(impl->io(), impl->clock, options.caller,
                                                      &impl->metrics->registry());
   impl->admission = std::make_unique<resilience::KeyedTokenBuckets>(options.admission);
+  SagaShell::Env env;
+  env.io = &impl->io();
+  env.clock = &impl->clock;
+  env.random = &impl->random;
+  env.log = impl->log.get();
+  env.registry = impl->registry.get();
+  env.caller = impl->caller.get();
+  Impl* raw = impl.get();
+  env.fatal = [raw](const Status& s) { raw->Fatal(s); };
+  env.stopped = [raw] { return raw->stopped; };
+  env.on_change = [raw] { raw->metrics->SetActive(raw->active()); };
+  impl->sagas = std::make_unique<SagaShell>(std::move(env), options.saga);
   impl->server = std::make_unique<net::RpcServer>(impl->io());
   impl->RegisterHandlers();
   auto read_side = ReadSide::Open(options.read_side, options.data_dir, *impl->log, impl->clock,
-                                  [core = impl->core.get()](const std::string& xid) {
-                                    return core->Get(xid);
+                                  [raw](const std::string& xid) {
+                                    auto held = raw->core->Get(xid);
+                                    return held ? held : raw->sagas->Get(xid);
                                   });
   if (!read_side.ok()) return read_side.status();
   impl->read_side = std::move(*read_side);
   impl->read_side->Attach(*impl->server, *impl->metrics);
 
   // Resume unfinished transactions before the first client request is read.
-  Impl* raw = impl.get();
-  spdlog::info("recovering {} unfinished transactions from {}", active->size(), options.data_dir);
-  asio::post(impl->io(), [raw, records = std::move(*active)] {
-    raw->Execute(raw->core->Recover(records));
+  std::vector<v1::TxnRecord> two_pc;
+  std::vector<v1::TxnRecord> sagas;
+  for (auto& rec : *active) {
+    (rec.mode() == saga::kSagaMode ? sagas : two_pc).push_back(std::move(rec));
+  }
+  spdlog::info("recovering {} unfinished transactions and {} sagas from {}", two_pc.size(),
+               sagas.size(), options.data_dir);
+  asio::post(impl->io(), [raw, two_pc = std::move(two_pc), sagas = std::move(sagas)] {
+    raw->Execute(raw->core->Recover(two_pc));
+    raw->sagas->Recover(sagas);
   });
   TREATY_RETURN_IF_ERROR(impl->server->Listen(options.listen));
   spdlog::info("treatyd listening on {} (data dir {}, group commit {})", options.listen,

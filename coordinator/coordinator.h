@@ -1,4 +1,4 @@
-// treatyd's coordinator: serves the client API, runs two-phase commit against registered
+// treatyd's coordinator: serves the client API, runs two-phase commit and sagas against registered
 // participants, and keeps every state change in the durable event log (log/log.h).
 //
 // Threads: one I/O thread runs the RPC server, participant calls, timers and the protocol core
@@ -16,6 +16,7 @@
 #include "coordinator/read_side.h"
 #include "coordinator/registry.h"
 #include "coordinator/twopc_core.h"
+#include "saga/saga_core.h"
 #include "resilience/token_bucket.h"
 
 namespace treaty::coordinator {
@@ -36,6 +37,8 @@ struct CoordinatorOptions {
   bool group_commit = true;
   // Protocol knobs (prepare timeout, retry backoff).
   CoreOptions core;
+  // Saga core knobs (log append retry).
+  saga::SagaCoreOptions saga;
   // Participant registry: lease length, load-balancing policies.
   RegistryOptions registry;
   // Participant calls: circuit breaker, bulkhead, COMMIT/ABORT call budget.

@@ -17,9 +17,12 @@ namespace {
 
 double StateValue(resilience::BreakerState s) {
   switch (s) {
-    case resilience::BreakerState::kClosed: return 0;
-    case resilience::BreakerState::kHalfOpen: return 1;
-    case resilience::BreakerState::kOpen: return 2;
+    case resilience::BreakerState::kClosed:
+      return 0;
+    case resilience::BreakerState::kHalfOpen:
+      return 1;
+    case resilience::BreakerState::kOpen:
+      return 2;
   }
   return 0;
 }
@@ -47,10 +50,11 @@ ParticipantCaller::ParticipantCaller(asio::io_context& io, const Clock& clock,
                 .Name("treaty_participant_calls_total")
                 .Help("Calls to participants by service, phase and result (ok, error, retry)")
                 .Register(*registry);
-  rejections_ = &prometheus::BuildCounter()
-                     .Name("treaty_participant_calls_refused_total")
-                     .Help("Calls refused before sending, by service and reason (bulkhead, breaker)")
-                     .Register(*registry);
+  rejections_ =
+      &prometheus::BuildCounter()
+           .Name("treaty_participant_calls_refused_total")
+           .Help("Calls refused before sending, by service and reason (bulkhead, breaker)")
+           .Register(*registry);
   transitions_ = &prometheus::BuildCounter()
                       .Name("treaty_breaker_transitions_total")
                       .Help("Circuit breaker state changes by instance and new state")
@@ -69,17 +73,18 @@ ParticipantCaller::Instance& ParticipantCaller::InstanceFor(const std::string& a
     slot = std::make_unique<Instance>(options_.breaker);
     slot->channel = net::RpcChannel::Create(io_, address);
     Instance* inst = slot.get();
-    if (breaker_state_ != nullptr) inst->state_gauge = &breaker_state_->Add({{"instance", address}});
-    inst->breaker.set_on_transition([this, inst, address](resilience::BreakerState from,
-                                                          resilience::BreakerState to) {
-      spdlog::warn("circuit breaker instance={} {} -> {}", address,
-                   resilience::BreakerStateName(from), resilience::BreakerStateName(to));
-      if (transitions_ != nullptr) {
-        transitions_->Add({{"instance", address}, {"to", resilience::BreakerStateName(to)}})
-            .Increment();
-      }
-      if (inst->state_gauge != nullptr) inst->state_gauge->Set(StateValue(to));
-    });
+    if (breaker_state_ != nullptr)
+      inst->state_gauge = &breaker_state_->Add({{"instance", address}});
+    inst->breaker.set_on_transition(
+        [this, inst, address](resilience::BreakerState from, resilience::BreakerState to) {
+          spdlog::warn("circuit breaker instance={} {} -> {}", address,
+                       resilience::BreakerStateName(from), resilience::BreakerStateName(to));
+          if (transitions_ != nullptr) {
+            transitions_->Add({{"instance", address}, {"to", resilience::BreakerStateName(to)}})
+                .Increment();
+          }
+          if (inst->state_gauge != nullptr) inst->state_gauge->Set(StateValue(to));
+        });
   }
   return *slot;
 }
@@ -92,74 +97,79 @@ resilience::Bulkhead& ParticipantCaller::BulkheadFor(const std::string& service)
 
 void ParticipantCaller::Call(const CallParticipant& c, const std::string& address,
                              net::Callback done) {
-  const char* phase = PhaseName(c.phase);
-  auto refuse = [&](const char* reason, Status s) {
-    if (rejections_ != nullptr) {
-      rejections_->Add({{"service", c.service}, {"reason", reason}}).Increment();
-    }
-    asio::post(io_, [done = std::move(done), s = std::move(s)]() mutable { done(std::move(s)); });
-  };
-  Instance& inst = InstanceFor(address);
-  resilience::Bulkhead& bulkhead = BulkheadFor(c.service);
-  if (!bulkhead.TryAcquire()) {
-    ++inst.rejected;
-    return refuse("bulkhead", Status::ResourceExhausted(
-                                  "bulkhead full: " + std::to_string(bulkhead.in_flight()) +
-                                  " calls in flight to service " + c.service));
-  }
-  resilience::CircuitBreaker::Ticket ticket = 0;
-  if (!inst.breaker.Allow(clock_.NowMs(), &ticket)) {
-    bulkhead.Release();
-    ++inst.rejected;
-    std::string m = "circuit breaker open for " + c.service + " at " + address;
-    return refuse("breaker", c.phase == Phase::kPrepare ? Status::Aborted(m)
-                                                        : Status::Unavailable(m));
-  }
-  if (calls_ != nullptr && c.attempt > 1) {
-    calls_->Add({{"service", c.service}, {"phase", phase}, {"result", "retry"}}).Increment();
-  }
-
-  std::string payload;
-  const char* method = nullptr;
-  int64_t deadline_ms = options_.decision_call_timeout_ms;
+  CallSpec spec;
+  spec.service = c.service;
+  spec.phase = PhaseName(c.phase);
+  spec.attempt = c.attempt;
+  spec.deadline_ms = options_.decision_call_timeout_ms;
   if (c.phase == Phase::kPrepare) {
     v1::PrepareRequest req;
     req.set_xid(c.xid);
     req.set_branch_id(c.branch);
     req.set_op(c.op);
     req.set_payload(c.payload);
-    payload = req.SerializeAsString();
-    method = v1::methods::kPrepare;
-    deadline_ms = std::max<int64_t>(1, c.deadline_ms);
+    spec.payload = req.SerializeAsString();
+    spec.method = v1::methods::kPrepare;
+    spec.deadline_ms = std::max<int64_t>(1, c.deadline_ms);
+    spec.prepare_like = true;
   } else {
     v1::DecisionRequest req;
     req.set_xid(c.xid);
     req.set_branch_id(c.branch);
-    payload = req.SerializeAsString();
-    method = c.phase == Phase::kCommit ? v1::methods::kCommit : v1::methods::kAbort;
+    spec.payload = req.SerializeAsString();
+    spec.method = c.phase == Phase::kCommit ? v1::methods::kCommit : v1::methods::kAbort;
+  }
+  Send(std::move(spec), address, std::move(done));
+}
+
+void ParticipantCaller::Send(CallSpec spec, const std::string& address, net::Callback done) {
+  const char* phase = spec.phase;
+  auto refuse = [&](const char* reason, Status s) {
+    if (rejections_ != nullptr) {
+      rejections_->Add({{"service", spec.service}, {"reason", reason}}).Increment();
+    }
+    asio::post(io_, [done = std::move(done), s = std::move(s)]() mutable { done(std::move(s)); });
+  };
+  Instance& inst = InstanceFor(address);
+  resilience::Bulkhead& bulkhead = BulkheadFor(spec.service);
+  if (!bulkhead.TryAcquire()) {
+    ++inst.rejected;
+    return refuse("bulkhead", Status::ResourceExhausted(
+                                  "bulkhead full: " + std::to_string(bulkhead.in_flight()) +
+                                  " calls in flight to service " + spec.service));
+  }
+  resilience::CircuitBreaker::Ticket ticket = 0;
+  if (!inst.breaker.Allow(clock_.NowMs(), &ticket)) {
+    bulkhead.Release();
+    ++inst.rejected;
+    std::string m = "circuit breaker open for " + spec.service + " at " + address;
+    return refuse("breaker", spec.prepare_like ? Status::Aborted(m) : Status::Unavailable(m));
+  }
+  if (calls_ != nullptr && spec.attempt > 1) {
+    calls_->Add({{"service", spec.service}, {"phase", phase}, {"result", "retry"}}).Increment();
   }
   ++inst.in_flight;
-  inst.channel->Call(method, std::move(payload), deadline_ms,
-                     [this, &inst, &bulkhead, ticket, service = c.service, phase,
-                      done = std::move(done)](Result<std::string> r) mutable {
-                       --inst.in_flight;
-                       bulkhead.Release();
-                       // Any answer counts as health, also one the participant gave from its
-                       // barrier without running a handler: a half-open breaker whose only
-                       // traffic is redelivered decisions must be able to close, or those
-                       // decisions would wait forever.
-                       if (CountsAsFailure(r.status())) {
-                         inst.breaker.OnFailure(clock_.NowMs(), ticket);
-                       } else {
-                         inst.breaker.OnSuccess(clock_.NowMs(), ticket);
-                       }
-                       if (calls_ != nullptr) {
-                         calls_->Add({{"service", service}, {"phase", phase},
-                                      {"result", r.ok() ? "ok" : "error"}})
-                             .Increment();
-                       }
-                       done(std::move(r));
-                     });
+  inst.channel->Call(
+      spec.method, std::move(spec.payload), std::max<int64_t>(1, spec.deadline_ms),
+      [this, &inst, &bulkhead, ticket, service = spec.service, phase,
+       done = std::move(done)](Result<std::string> r) mutable {
+        --inst.in_flight;
+        bulkhead.Release();
+        // Any answer counts as health, also one the participant gave from its
+        // barrier without running a handler: a half-open breaker whose only
+        // traffic is redelivered decisions must be able to close, or those
+        // decisions would wait forever.
+        if (CountsAsFailure(r.status())) {
+          inst.breaker.OnFailure(clock_.NowMs(), ticket);
+        } else {
+          inst.breaker.OnSuccess(clock_.NowMs(), ticket);
+        }
+        if (calls_ != nullptr) {
+          calls_->Add({{"service", service}, {"phase", phase}, {"result", r.ok() ? "ok" : "error"}})
+              .Increment();
+        }
+        done(std::move(r));
+      });
 }
 
 bool ParticipantCaller::Usable(const std::string& instance) const {

@@ -6,6 +6,8 @@
 // failed call comes back as a status the core classifies:
 //   breaker open, PREPARE   -> ABORTED (definitive: the transaction aborts at once)
 //   breaker open, decision  -> UNAVAILABLE (retried after backoff: a decision is never dropped)
+//   breaker open, saga step -> UNAVAILABLE (an action: a failed attempt, counted against the
+//                              step's max attempts; a compensation: retried, never dropped)
 //   bulkhead full           -> RESOURCE_EXHAUSTED (transient: retried)
 //
 // Thread-safety: none; the coordinator's I/O thread only. Callbacks run on that thread.
@@ -44,6 +46,19 @@ struct CallerOptions {
   int64_t decision_call_timeout_ms = 2000;
 };
 
+// One call through the bulkhead and the breaker.
+struct CallSpec {
+  std::string service;
+  const char* method = nullptr;  // e.g. v1::methods::kAction
+  std::string payload;           // the serialized request
+  int64_t deadline_ms = 1;       // the call's budget
+  // True for calls whose refusal ends the transaction (PREPARE): an open breaker answers ABORTED.
+  // Otherwise an open breaker answers UNAVAILABLE.
+  bool prepare_like = false;
+  const char* phase = "";  // metrics label: prepare, commit, abort, action, compensate
+  uint32_t attempt = 1;    // > 1 counts as a retry in the metrics
+};
+
 class ParticipantCaller {
  public:
   // registry may be null (no metrics).
@@ -56,6 +71,8 @@ class ParticipantCaller {
   // Sends c (PREPARE, COMMIT or ABORT) to instance. done runs exactly once on the I/O thread,
   // possibly before Call returns (refused calls).
   void Call(const CallParticipant& c, const std::string& instance, net::Callback done);
+  // Sends any participant call (saga steps). done runs exactly once on the I/O thread.
+  void Send(CallSpec spec, const std::string& instance, net::Callback done);
 
   // Whether new work may be sent to the instance (its breaker is not open).
   bool Usable(const std::string& instance) const;
@@ -79,7 +96,7 @@ class ParticipantCaller {
   asio::io_context& io_;
   const Clock& clock_;
   CallerOptions options_;
-  std::map<std::string, std::unique_ptr<Instance>> instances_;               // by address
+  std::map<std::string, std::unique_ptr<Instance>> instances_;              // by address
   std::map<std::string, std::unique_ptr<resilience::Bulkhead>> bulkheads_;  // by service
   prometheus::Family<prometheus::Counter>* calls_ = nullptr;
   prometheus::Family<prometheus::Counter>* rejections_ = nullptr;

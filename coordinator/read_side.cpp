@@ -16,6 +16,7 @@
 #include "net/proto_codec.h"
 #include "net/rpc.h"
 #include "readmodel/readmodel.h"
+#include "saga/saga_core.h"
 #include "treaty/v1/methods.h"
 #include "treaty/v1/query.pb.h"
 
@@ -239,10 +240,12 @@ Result<std::string> ReadSide::Impl::Get(const v1::GetTransactionRequest& req) co
   if (req.xid().empty()) return Status::InvalidArgument("GetTransaction needs an xid");
   const std::optional<v1::Transaction> held = live ? live(req.xid()) : std::nullopt;
   v1::GetTransactionResponse resp;
-  if (model) {
+  // Sagas are answered from the live view or the log record, which carry their steps.
+  const bool held_saga = held && held->mode() == saga::kSagaMode;
+  if (model && !held_saga) {
     auto summary = model->Get(req.xid());
     if (!summary.ok()) return summary.status();
-    if (summary->has_value()) {
+    if (summary->has_value() && (*summary)->mode() != saga::kSagaMode) {
       *resp.mutable_transaction() = readmodel::TransactionView(**summary, held ? &*held : nullptr);
       return resp.SerializeAsString();
     }

@@ -1,9 +1,13 @@
 #include "coordinator/transactions.h"
 
+#include "saga/saga_core.h"
+
 namespace treaty::coordinator {
 
 v1::Transaction TransactionFromRecord(const v1::TxnRecord& rec) {
+  if (rec.mode() == saga::kSagaMode) return saga::TransactionFromSagaRecord(rec);
   v1::Transaction tx;
+  tx.set_mode("2pc");
   tx.set_xid(rec.xid());
   tx.set_state(rec.state());
   tx.set_reason(rec.reason());

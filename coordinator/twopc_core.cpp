@@ -477,6 +477,7 @@ std::optional<v1::Transaction> TwoPcCore::Get(const std::string& xid) const {
   const Tx& tx = it->second;
   v1::Transaction view;
   view.set_xid(tx.xid);
+  view.set_mode("2pc");
   view.set_state(tx.state);
   view.set_reason(tx.reason);
   view.set_created_unix_ms(tx.created_unix_ms);

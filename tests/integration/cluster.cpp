@@ -178,6 +178,30 @@ Node& IntegrationTest::AddBankInstance(const std::string& service, const std::st
   return node;
 }
 
+Node& IntegrationTest::AddOrderService(const std::string& service,
+                                       const std::vector<std::string>& extra_args) {
+  auto node = std::make_unique<Node>();
+  node->name = service;
+  node->service = service;
+  node->order_service = true;
+  node->port = PickFreePort();
+  node->address = LoopbackAddress(node->port);
+  node->data_dir = tmp_->Sub(service + "-data");
+  auto bin = BinPath("order-participant");
+  node->argv = {bin.ok() ? *bin : BinDir() + "/order-participant",
+                "--service",
+                service,
+                "--listen",
+                node->address,
+                "--coordinator",
+                treatyd_ != nullptr ? treatyd_->address : "",
+                "--data-dir",
+                node->data_dir};
+  node->argv.insert(node->argv.end(), extra_args.begin(), extra_args.end());
+  nodes_.push_back(std::move(node));
+  return *nodes_.back();
+}
+
 AssertionResult IntegrationTest::Start(Node& node) {
   if (::access(node.argv[0].c_str(), X_OK) != 0) {
     return AssertionFailure() << node.argv[0] << " is missing: build the treatyd, treaty and "
@@ -214,6 +238,10 @@ AssertionResult IntegrationTest::StartAll() {
   }
   for (auto& node : nodes_) {
     if (node.get() == treatyd_) continue;
+    if (node->order_service) {
+      if (AssertionResult r = WaitInstanceLive(*node); !r) return r;
+      continue;
+    }
     if (AssertionResult r = WaitRegistered(*node); !r) return r;
     if (node->name == node->service) continue;
     if (AssertionResult r = WaitInstanceLive(*node); !r) return r;

@@ -34,8 +34,9 @@ struct Node {
   std::string address;      // "127.0.0.1:<port>"
   uint16_t admin_port = 0;  // treatyd only
   std::string data_dir;
-  std::string service;        // banks only: the service it serves (== name unless an instance)
-  std::string probe_account;  // banks only: an account used by the registration probe
+  std::string service;         // banks only: the service it serves (== name unless an instance)
+  std::string probe_account;   // banks only: an account used by the registration probe
+  bool order_service = false;  // an order-participant (examples/order)
   std::vector<std::string> argv;
   std::unique_ptr<Process> process;
 };
@@ -86,6 +87,12 @@ class IntegrationTest : public ::testing::Test {
   // coordinator lists this instance as live.
   Node& AddBankInstance(const std::string& service, const std::string& instance,
                         const std::string& accounts, uint32_t weight = 0);
+
+  // Configures (does not start) an order-participant (examples/order) serving service
+  // (inventory, payment or shipping) and registering with the fixture's treatyd. extra_args are
+  // appended (e.g. {"--stock", "widget=10"}). StartAll waits until treatyd lists it as live.
+  Node& AddOrderService(const std::string& service,
+                        const std::vector<std::string>& extra_args = {});
 
   // Spawns the node's process and waits until its port accepts connections. Fails (with the log
   // tail) if the process exits or the port does not open within 15 s.

@@ -5,6 +5,8 @@ namespace treaty::v1::methods {
 
 // Served by treatyd.
 inline constexpr char kSubmit[] = "coordinator.Submit";                  // SubmitRequest -> SubmitResponse
+inline constexpr char kSubmitSaga[] = "coordinator.SubmitSaga";            // SubmitSagaRequest -> SubmitSagaResponse
+inline constexpr char kResolve[] = "coordinator.Resolve";                  // ResolveRequest -> ResolveResponse
 inline constexpr char kGetTransaction[] = "coordinator.GetTransaction";  // GetTransactionRequest -> ...Response
 inline constexpr char kRegister[] = "coordinator.Register";              // RegisterRequest -> RegisterResponse
 inline constexpr char kQueryOutcome[] = "coordinator.QueryOutcome";      // QueryOutcomeRequest -> ...Response

@@ -1,0 +1,169 @@
+#include "cli/saga_commands.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include "cli/tx_file.h"
+#include "common/random.h"
+#include "net/proto_codec.h"
+#include "net/rpc.h"
+#include "saga/definition.h"
+#include "treaty/v1/methods.h"
+
+namespace treaty::cli {
+namespace {
+
+std::string User() {
+  const char* user = std::getenv("USER");
+  return user != nullptr && *user != '\0' ? user : "unknown";
+}
+
+Result<std::string> Call(const GlobalOptions& global, const char* method,
+                         const std::string& payload) {
+  net::RpcClient client;
+  return CallCoordinator(client, global, method, payload);
+}
+
+const char* SagaWord(v1::SagaState s) {
+  switch (s) {
+    case v1::SAGA_RUNNING:
+      return "submitted";
+    case v1::SAGA_COMPENSATING:
+      return "compensating";
+    case v1::SAGA_COMPLETED:
+      return "completed";
+    case v1::SAGA_COMPENSATED:
+      return "compensated";
+    case v1::SAGA_STUCK:
+      return "stuck: resolve with treaty tx resolve";
+    default:
+      return "unknown";
+  }
+}
+
+std::string StepStateName(v1::StepState s) {
+  std::string name = v1::StepState_Name(s);
+  return name.rfind("STEP_", 0) == 0 ? name.substr(5) : name;
+}
+
+}  // namespace
+
+Result<v1::SubmitSagaRequest> LoadSagaFile(const std::string& path) {
+  std::string text;
+  if (path == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Status::InvalidArgument("cannot open " + path);
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    text = buf.str();
+  }
+  if (text.size() > kMaxTxFileBytes) {
+    return Status::InvalidArgument(path + " is larger than " + std::to_string(kMaxTxFileBytes) +
+                                   " bytes");
+  }
+  auto parsed = saga::ParseSagaJson(text);
+  if (!parsed.ok()) return parsed.status().WithPrefix(path);
+  v1::SubmitSagaRequest req;
+  req.set_xid(parsed->xid);
+  *req.mutable_saga() = std::move(parsed->definition);
+  return req;
+}
+
+int SubmitSaga(const GlobalOptions& global, const SubmitOptions& submit, std::ostream& out,
+               std::ostream& err) {
+  auto req = LoadSagaFile(submit.file);
+  if (!req.ok()) {
+    err << "error: " << req.status().message() << "\n";
+    return kExitError;
+  }
+  if (!submit.xid.empty()) req->set_xid(submit.xid);
+  if (req->xid().empty()) {
+    // Chosen here so that retrying on another coordinator address is idempotent.
+    SeededRandom random(EntropySeed());
+    req->set_xid(NewXid(random, "saga"));
+  }
+  req->set_wait(submit.wait);
+  if (req->client_id().empty()) req->set_client_id("cli:" + User());
+  auto resp = net::Decode<v1::SubmitSagaResponse>(
+      Call(global, v1::methods::kSubmitSaga, req->SerializeAsString()));
+  if (!resp.ok()) {
+    PrintError(err, resp.status(), req->xid());
+    return ExitCodeFor(resp.status());
+  }
+  const v1::SagaState state = resp->state();
+  if (global.output == "json") {
+    out << ToJson(*resp) << "\n";
+  } else {
+    out << "xid     " << resp->xid() << "\n"
+        << "state   " << v1::SagaState_Name(state) << " (" << SagaWord(state) << ")\n";
+    if (!resp->reason().empty()) out << "reason  " << resp->reason() << "\n";
+  }
+  if (state == v1::SAGA_STUCK) return kExitStuck;
+  if (state == v1::SAGA_COMPENSATING || state == v1::SAGA_COMPENSATED) return kExitAborted;
+  if (submit.wait && state != v1::SAGA_COMPLETED) return kExitUnknown;
+  return kExitOk;
+}
+
+int ResolveTransaction(const GlobalOptions& global, const ResolveOptions& resolve,
+                       std::ostream& out, std::ostream& err) {
+  const int actions = (resolve.retry ? 1 : 0) + (resolve.mark_compensated.empty() ? 0 : 1) +
+                      (resolve.abort ? 1 : 0);
+  if (actions != 1) {
+    err << "error: give exactly one of --retry, --mark-compensated STEP, --abort\n";
+    return kExitUsage;
+  }
+  v1::ResolveRequest req;
+  req.set_xid(resolve.xid);
+  if (resolve.retry) {
+    req.set_action("retry");
+  } else if (resolve.abort) {
+    req.set_action("abort");
+  } else {
+    req.set_action("mark-compensated");
+    req.set_step_id(resolve.mark_compensated);
+  }
+  req.set_who(User());
+  req.set_why(resolve.reason);
+  auto resp = net::Decode<v1::ResolveResponse>(
+      Call(global, v1::methods::kResolve, req.SerializeAsString()));
+  if (!resp.ok()) {
+    PrintError(err, resp.status(), "");
+    return ExitCodeFor(resp.status());
+  }
+  if (global.output == "json") {
+    out << ToJson(*resp) << "\n";
+  } else {
+    out << "xid     " << resolve.xid << "\n"
+        << "state   " << v1::SagaState_Name(resp->state()) << "\n";
+    if (!resp->message().empty()) out << "message " << resp->message() << "\n";
+  }
+  return kExitOk;
+}
+
+void PrintSagaTable(const v1::Transaction& tx, std::ostream& out) {
+  out << "xid       " << tx.xid() << "\n"
+      << "mode      saga\n"
+      << "state     " << v1::SagaState_Name(tx.saga_state()) << "\n";
+  if (!tx.reason().empty()) out << "reason    " << tx.reason() << "\n";
+  out << "created   " << FormatUnixMs(tx.created_unix_ms()) << "\n"
+      << "updated   " << FormatUnixMs(tx.updated_unix_ms()) << "\n\n";
+  out << std::left << std::setw(6) << "STEP" << std::setw(16) << "ID" << std::setw(16) << "SERVICE"
+      << std::setw(14) << "ACTION" << std::setw(14) << "COMPENSATION" << std::setw(14) << "STATE"
+      << std::setw(10) << "ATTEMPTS"
+      << "LAST ERROR\n";
+  for (int i = 0; i < tx.steps_size(); ++i) {
+    const v1::StepStatus& s = tx.steps(i);
+    out << std::left << std::setw(6) << i << std::setw(16) << s.id() << std::setw(16) << s.service()
+        << std::setw(14) << s.action() << std::setw(14) << s.compensation() << std::setw(14)
+        << StepStateName(s.state()) << std::setw(10) << s.attempts()
+        << (s.last_error().empty() ? "-" : s.last_error()) << "\n";
+  }
+}
+
+}  // namespace treaty::cli

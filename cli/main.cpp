@@ -2,9 +2,11 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <vector>
 
 #include "cli/commands.h"
 #include "cli/query_commands.h"
+#include "cli/saga_commands.h"
 
 int main(int argc, char** argv) {
   using namespace treaty::cli;
@@ -34,6 +36,14 @@ int main(int argc, char** argv) {
   twopc->add_option("--output,-o", global.output, "Output format")
       ->check(CLI::IsMember({"table", "json"}));
 
+  auto* saga_cmd = submit_cmd->add_subcommand("saga", "Submit a saga");
+  saga_cmd->add_option("-f,--file", submit.file, "Saga JSON file (- for stdin)")->required();
+  saga_cmd->add_option("--xid", submit.xid, "Saga id (idempotent resubmission)");
+  saga_cmd->add_flag("--wait", submit.wait,
+                     "Wait for the end; exit 0 only if completed (3 compensated, 8 stuck)");
+  saga_cmd->add_option("--output,-o", global.output, "Output format")
+      ->check(CLI::IsMember({"table", "json"}));
+
   auto add_output = [&global](CLI::App* cmd) {
     cmd->add_option("--output,-o", global.output, "Output format")
         ->check(CLI::IsMember({"table", "json"}));
@@ -45,12 +55,26 @@ int main(int argc, char** argv) {
   get->add_option("xid", xid, "Transaction id")->required();
   add_output(get);
 
+  ResolveOptions resolve;
+  auto* resolve_cmd = tx_cmd->add_subcommand("resolve", "Resolve a stuck transaction (sagas)");
+  resolve_cmd->add_option("xid", resolve.xid, "Transaction id")->required();
+  auto* retry_flag = resolve_cmd->add_flag(
+      "--retry", resolve.retry, "Retry the compensations now, with a fresh attempt budget");
+  auto* mark_opt = resolve_cmd->add_option("--mark-compensated", resolve.mark_compensated,
+                                           "Record step STEP as compensated by hand");
+  auto* abort_flag =
+      resolve_cmd->add_flag("--abort", resolve.abort, "Compensate a running saga now");
+  retry_flag->excludes(mark_opt)->excludes(abort_flag);
+  mark_opt->excludes(abort_flag);
+  resolve_cmd->add_option("--reason", resolve.reason, "Why (recorded in the log)");
+  add_output(resolve_cmd);
+
   ListOptions list_options;
   auto* list_cmd = tx_cmd->add_subcommand("list", "List transactions, newest change first");
   list_cmd->add_option("--state", list_options.state,
                        "preparing, committing, aborting, committed or aborted");
   list_cmd->add_option("--service", list_options.service, "Only transactions touching SERVICE");
-  list_cmd->add_option("--mode", list_options.mode, "Only transactions of this mode (2pc)");
+  list_cmd->add_option("--mode", list_options.mode, "Only transactions of this mode (2pc or saga)");
   list_cmd->add_option("--since", list_options.since,
                        "Changed at or after T (RFC 3339, or ago: 10m, 2h)");
   list_cmd->add_option("--until", list_options.until, "Changed before T");
@@ -68,6 +92,10 @@ int main(int argc, char** argv) {
   add_output(watch_cmd);
 
   auto* stats_cmd = app.add_subcommand("stats", "Throughput, outcomes, latency, projector lag");
+  auto* services_cmd = app.add_subcommand(
+      "services", "Services and instances: lease age, breaker state, calls in flight");
+  services_cmd->add_option("--output,-o", global.output, "Output format")
+      ->check(CLI::IsMember({"table", "json"}));
   add_output(stats_cmd);
 
   auto* admin_cmd = app.add_subcommand("admin", "Operate the coordinator");
@@ -76,6 +104,14 @@ int main(int argc, char** argv) {
       "rebuild-readmodel", "Rebuild the read model from the event log (waits up to 1 h)");
   add_output(rebuild_cmd);
 
+  // Global options may also follow a subcommand (`treaty submit 2pc -f F --timeout-ms 5000`).
+  std::vector<CLI::App*> pending = app.get_subcommands({});
+  while (!pending.empty()) {
+    CLI::App* sub = pending.back();
+    pending.pop_back();
+    sub->fallthrough();
+    for (CLI::App* child : sub->get_subcommands({})) pending.push_back(child);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -89,10 +125,13 @@ int main(int argc, char** argv) {
   }
   global.coordinators = *list;
   if (twopc->parsed()) return SubmitTwoPc(global, submit, std::cout, std::cerr);
+  if (saga_cmd->parsed()) return SubmitSaga(global, submit, std::cout, std::cerr);
+  if (resolve_cmd->parsed()) return ResolveTransaction(global, resolve, std::cout, std::cerr);
   if (get->parsed()) return GetTransaction(global, xid, std::cout, std::cerr);
   if (list_cmd->parsed()) return ListTransactions(global, list_options, std::cout, std::cerr);
   if (watch_cmd->parsed()) return WatchTransactions(global, watch_options, std::cout, std::cerr);
   if (stats_cmd->parsed()) return ShowStats(global, std::cout, std::cerr);
+  if (services_cmd->parsed()) return ListServices(global, std::cout, std::cerr);
   if (rebuild_cmd->parsed()) {
     // A rebuild outlasts the usual request budget unless --timeout-ms was given.
     const bool timeout_given = app.get_option("--timeout-ms")->count() > 0;

@@ -1,10 +1,8 @@
 #include "cli/saga_commands.h"
 
 #include <cstdlib>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
-#include <iterator>
 #include <sstream>
 
 #include "cli/tx_file.h"
@@ -53,21 +51,9 @@ std::string StepStateName(v1::StepState s) {
 }  // namespace
 
 Result<v1::SubmitSagaRequest> LoadSagaFile(const std::string& path) {
-  std::string text;
-  if (path == "-") {
-    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  } else {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return Status::InvalidArgument("cannot open " + path);
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    text = buf.str();
-  }
-  if (text.size() > kMaxTxFileBytes) {
-    return Status::InvalidArgument(path + " is larger than " + std::to_string(kMaxTxFileBytes) +
-                                   " bytes");
-  }
-  auto parsed = saga::ParseSagaJson(text);
+  auto text = ReadTxFile(path);
+  if (!text.ok()) return text.status();
+  auto parsed = saga::ParseSagaJson(*text);
   if (!parsed.ok()) return parsed.status().WithPrefix(path);
   v1::SubmitSagaRequest req;
   req.set_xid(parsed->xid);

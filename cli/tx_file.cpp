@@ -92,7 +92,7 @@ Result<v1::SubmitRequest> ParseTwoPcJson(std::string_view json_text) {
   return req;
 }
 
-Result<v1::SubmitRequest> LoadTwoPcFile(const std::string& path) {
+Result<std::string> ReadTxFile(const std::string& path) {
   std::string text;
   if (path == "-") {
     text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
@@ -107,7 +107,13 @@ Result<v1::SubmitRequest> LoadTwoPcFile(const std::string& path) {
     return Status::InvalidArgument(path + " is larger than " + std::to_string(kMaxTxFileBytes) +
                                    " bytes");
   }
-  auto req = ParseTwoPcJson(text);
+  return text;
+}
+
+Result<v1::SubmitRequest> LoadTwoPcFile(const std::string& path) {
+  auto text = ReadTxFile(path);
+  if (!text.ok()) return text.status();
+  auto req = ParseTwoPcJson(*text);
   if (!req.ok()) return req.status().WithPrefix(path);
   return req;
 }

@@ -26,6 +26,10 @@ inline constexpr size_t kMaxBranches = 64;
 // offending field or position.
 Result<v1::SubmitRequest> ParseTwoPcJson(std::string_view json_text);
 
+// Reads a transaction or saga file ("-" reads standard input). INVALID_ARGUMENT if it cannot be
+// opened or is larger than kMaxTxFileBytes.
+Result<std::string> ReadTxFile(const std::string& path);
+
 // Reads and parses a file ("-" reads standard input).
 Result<v1::SubmitRequest> LoadTwoPcFile(const std::string& path);
 

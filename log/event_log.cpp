@@ -38,6 +38,7 @@ struct Pending {
   std::vector<v1::LogEvent> events;
   AppendDone done;
   size_t bytes = 0;  // encoded size of events
+  bool barrier = false;  // no events: completes when everything queued before it is written
 };
 
 // A transaction record as the batch under construction sees it.
@@ -79,7 +80,7 @@ struct EventLog::Impl {
   Impl(LogOptions opts, std::unique_ptr<Store> db, uint64_t recovered_lsn)
       : options_(std::move(opts)), store_(std::move(db)), last_lsn_(recovered_lsn) {}
 
-  void Enqueue(std::vector<v1::LogEvent> new_events, AppendDone done);
+  void Enqueue(std::vector<v1::LogEvent> new_events, AppendDone done, bool barrier = false);
   // Stops accepting appends, completes everything queued, joins the writer.
   void Shutdown();
 
@@ -119,13 +120,14 @@ struct EventLog::Impl {
   std::atomic<uint64_t> sync_micros_{0};
 };
 
-void EventLog::Impl::Enqueue(std::vector<v1::LogEvent> new_events, AppendDone done) {
+void EventLog::Impl::Enqueue(std::vector<v1::LogEvent> new_events, AppendDone done,
+                             bool barrier) {
   size_t bytes = 0;
   for (const v1::LogEvent& event : new_events) bytes += event.ByteSizeLong();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_) {
-      queue_.push_back({std::move(new_events), std::move(done), bytes});
+      queue_.push_back({std::move(new_events), std::move(done), bytes, barrier});
       cv_.notify_one();
       return;
     }
@@ -180,6 +182,7 @@ void EventLog::Impl::ProcessBatch(std::vector<Pending>& batch) {
     const uint64_t first = last_lsn_.load() + 1;
     uint64_t next = first;
     for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].barrier) continue;  // OK once the batch (everything before it) is written
       results[i] = StageAppend(batch[i], next, &batch_state, &wb);
       if (results[i].ok()) {
         next += batch[i].events.size();
@@ -337,6 +340,9 @@ Result<std::optional<v1::TxnRecord>> EventLog::Impl::Get(rocksdb::ColumnFamilyHa
 
 Result<std::unique_ptr<EventLog>> EventLog::Open(const LogOptions& options) {
   LogOptions opts = options;
+  if (opts.cluster) {
+    return Status::InvalidArgument("cluster mode is not available in this build yet");
+  }
   if (opts.max_batch_events == 0) {
     return Status::InvalidArgument("max_batch_events must be at least 1");
   }
@@ -481,6 +487,36 @@ LogStats EventLog::Stats() const {
   stats.syncs = impl_->syncs_.load();
   stats.sync_micros = impl_->sync_micros_.load();
   return stats;
+}
+
+void EventLog::Barrier(AppendDone done) {
+  // Single node: every completed Append is durable; a barrier only has to follow those queued.
+  impl_->Enqueue({}, std::move(done), /*barrier=*/true);
+}
+
+ClusterState EventLog::cluster_state() const {
+  ClusterState state;
+  state.role = ClusterRole::kSingle;
+  state.serving = !impl_->stopped_after_failure_.load();
+  return state;
+}
+
+ClusterState EventLog::WaitClusterChange(uint64_t /*seen_epoch*/, int64_t timeout_ms) const {
+  std::this_thread::sleep_for(std::chrono::milliseconds(timeout_ms));
+  return cluster_state();
+}
+
+std::vector<ClusterPeer> EventLog::cluster_peers() const { return {}; }
+
+std::string_view ClusterRoleName(ClusterRole role) {
+  switch (role) {
+    case ClusterRole::kSingle: return "single";
+    case ClusterRole::kUnavailable: return "unavailable";
+    case ClusterRole::kFollower: return "follower";
+    case ClusterRole::kCandidate: return "candidate";
+    case ClusterRole::kLeader: return "leader";
+  }
+  return "unknown";
 }
 
 }  // namespace treaty::log

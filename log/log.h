@@ -31,6 +31,48 @@
 
 namespace treaty::log {
 
+// Cluster mode: the log's events are replicated with Raft (libraft) before they are applied.
+// One member of the fixed voter set the cluster was bootstrapped with.
+struct ClusterPeer {
+  uint64_t id = 0;           // >= 1, unique
+  std::string raft_address;  // host:port of its Raft transport
+};
+
+struct ClusterOptions {
+  uint64_t node_id = 0;  // this node; must be one of peers
+  // Every voter, this node included (3 or 5 nodes; 1 works for tests). Every initial node is
+  // started with the same list; a node whose Raft directory is empty bootstraps with it.
+  std::vector<ClusterPeer> peers;
+  // libraft's own directory (segments, metadata, snapshots); created if missing.
+  std::string raft_dir;
+  // Raft timing. An election takes one to two election timeouts after the leader is lost.
+  uint32_t election_timeout_ms = 500;
+  uint32_t heartbeat_timeout_ms = 50;
+  // A snapshot of the applied state every this many entries; this many entries are kept after it.
+  uint32_t snapshot_threshold = 4096;
+  uint32_t snapshot_trailing = 2048;
+  // Most entries proposed and not yet applied (each entry carries many appends).
+  uint32_t max_entries_in_flight = 8;
+};
+
+enum class ClusterRole { kSingle, kUnavailable, kFollower, kCandidate, kLeader };
+std::string_view ClusterRoleName(ClusterRole role);  // "single", "unavailable", "follower", ...
+
+struct ClusterState {
+  uint64_t node_id = 0;
+  ClusterRole role = ClusterRole::kSingle;
+  // Leader only: every entry of earlier terms is applied (a barrier committed), so the local state
+  // is complete and appends are accepted. A single-node log is always serving.
+  bool serving = false;
+  uint64_t term = 0;
+  uint64_t leader_id = 0;  // 0 = unknown
+  uint64_t commit_index = 0;
+  uint64_t applied_index = 0;
+  uint64_t last_log_index = 0;
+  // Incremented whenever role, serving, term or leader_id change.
+  uint64_t epoch = 0;
+};
+
 struct LogOptions {
   // Directory of the RocksDB database; created if missing. A directory holding a database that is
   // not a Treaty log (no schema marker) is refused with FAILED_PRECONDITION.
@@ -47,6 +89,12 @@ struct LogOptions {
   // it from the environment variable TREATY_FAULT_LOG_FAIL_EVERY=N when that is present (a value
   // that is not a positive integer makes Open fail with INVALID_ARGUMENT). Default 0 (off).
   uint32_t fail_every_n_batches = 0;
+  // Set: cluster mode. Appends, PutMeta and Purge go through Raft: they are accepted only while
+  // this node is the serving leader (else UNAVAILABLE), and complete once a majority has them and
+  // this node applied them to its RocksDB state (with the Raft index, atomically). Every node
+  // applies every committed entry. group_commit/max_batch_events then bound what one Raft entry
+  // carries. Unset: the single-node log (group commit + fsync).
+  std::optional<ClusterOptions> cluster;
 };
 
 struct LogStats {
@@ -108,6 +156,12 @@ class EventLog {
   // with UNAVAILABLE until the process reopens the log.
   void Append(std::vector<v1::LogEvent> events, AppendDone done);
 
+  // Calls done once everything appended before it is durable and applied. In cluster mode it
+  // proposes an empty entry: OK proves this node still led when the entry committed, so reads
+  // made after it see every decision any leader made before (use it before answering "unknown
+  // xid" = presumed abort). UNAVAILABLE when this node is not the serving leader.
+  void Barrier(AppendDone done);
+
   // Every unfinished transaction (the txns column family). For recovery.
   Result<std::vector<v1::TxnRecord>> LoadActive() const;
 
@@ -141,6 +195,15 @@ class EventLog {
   // Thread-safe. The coordinator stops (fail-stop) and recovers from the log on restart.
   bool stopped_after_failure() const;
   LogStats Stats() const;
+
+  // Cluster mode (LogOptions::cluster). Thread-safe. A single-node log reports role kSingle,
+  // serving, and epoch 0.
+  ClusterState cluster_state() const;
+  // Blocks until cluster_state().epoch differs from seen_epoch or timeout_ms passes; returns the
+  // state then. Never call it from an AppendDone callback.
+  ClusterState WaitClusterChange(uint64_t seen_epoch, int64_t timeout_ms) const;
+  // The configured voters (empty for a single-node log).
+  std::vector<ClusterPeer> cluster_peers() const;
 
  private:
   struct Impl;

@@ -454,9 +454,20 @@ Effects TwoPcCore::Recover(const std::vector<v1::TxnRecord>& active) {
     tx.created_unix_ms = rec.created_unix_ms();
     tx.updated_unix_ms = clock_.UnixMs();
 
-    if (rec.state() == v1::PREPARING) {
+    const int64_t budget_left_ms =
+        rec.created_unix_ms() + int64_t{tx.prepare_timeout_ms} - clock_.UnixMs();
+    if (rec.state() == v1::PREPARING && options_.resume_prepare_on_recovery &&
+        budget_left_ms > 0) {
+      // A new leader takes over: ask every branch again (a prepared one repeats its vote).
+      tx.prepare_timeout_ms = static_cast<uint32_t>(budget_left_ms);
+      StartPrepare(tx, out);
+    } else if (rec.state() == v1::PREPARING) {
       // Presumed abort: no decision was durable, so none can have been delivered.
-      Decide(tx, v1::ABORT, "coordinator restarted before a decision", out);
+      Decide(tx, v1::ABORT,
+             options_.resume_prepare_on_recovery
+                 ? "prepare deadline passed before a coordinator could resume it"
+                 : "coordinator restarted before a decision",
+             out);
     } else {
       // The decision is durable; deliver it again (participants apply it idempotently).
       tx.decision = rec.state() == v1::COMMITTING ? v1::COMMIT : v1::ABORT;

@@ -42,6 +42,13 @@ struct CoreOptions {
   resilience::RetryPolicy retry;
   // Backoff before retrying a failed log append, milliseconds. Default 100.
   int64_t log_retry_ms = 100;
+  // Recovery of a transaction still PREPARING (BEGIN durable, no decision): false aborts it
+  // (presumed abort; a single node's restart). true resumes the prepare phase with what is left
+  // of its prepare budget (counted from BEGIN), and aborts it only if nothing is left: a cluster's
+  // new leader does this, so an election shows up as latency, not as a rolled-back transaction.
+  // Safe because only a leader logs decisions and participants answer a repeated PREPARE with
+  // their first vote. Default false.
+  bool resume_prepare_on_recovery = false;
 };
 
 enum class Phase { kPrepare, kCommit, kAbort };
@@ -158,7 +165,8 @@ class TwoPcCore {
   Effects Handle(const LogDone& in);
 
   // Resumes unfinished transactions from the log after a restart: PREPARING ones are aborted
-  // (presumed abort), COMMITTING/ABORTING ones have their decision delivered again.
+  // (presumed abort) or, with resume_prepare_on_recovery, prepared again within what is left of
+  // their budget; COMMITTING/ABORTING ones have their decision delivered again.
   Effects Recover(const std::vector<v1::TxnRecord>& active);
 
   // The transaction's live view, if this core holds it.

@@ -57,6 +57,7 @@ SimWorld::SimWorld(uint64_t seed, SimOptions options)
   core_options_.retry.initial_backoff_ms = 10;
   core_options_.retry.max_backoff_ms = 200;
   core_options_.log_retry_ms = 20;
+  core_options_.resume_prepare_on_recovery = options_.resume_prepare_on_recovery;
   for (int i = 0; i < options_.services; ++i) {
     participants_.emplace_back("s" + std::to_string(i));
   }

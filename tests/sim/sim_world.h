@@ -28,6 +28,9 @@ namespace treaty::sim {
 
 struct SimOptions {
   int transactions = 5;
+  // The recovered coordinator resumes PREPARING transactions instead of aborting them (what a
+  // cluster's new leader does: CoreOptions::resume_prepare_on_recovery).
+  bool resume_prepare_on_recovery = false;
   int services = 3;
   int max_branches = 3;
   // Faults are injected only before this point (relative to the start), then the world heals.

@@ -118,6 +118,18 @@ TEST(TwoPcSimTest, InvariantsHoldWhenTheCoordinatorCrashesOften) {
   EXPECT_GT(sweep.stats.recovered_committing, 100u);
 }
 
+// A cluster's new leader resumes the prepare phase of transactions its predecessor left
+// PREPARING (instead of presuming abort): the same invariants must hold.
+TEST(TwoPcSimTest, InvariantsHoldWhenRecoveryResumesPreparingTransactions) {
+  SimOptions options;
+  options.resume_prepare_on_recovery = true;
+  options.max_coordinator_crashes = 4;
+  SweepResult sweep = RunSweep(options, 1500);
+  if (ReplayingOneSeed()) return;
+  EXPECT_GT(sweep.stats.recovered_preparing, 100u) << "resumed prepares not exercised";
+  EXPECT_GT(sweep.stats.committed, 500u);
+}
+
 TEST(TwoPcSimTest, WithoutFaultsAndAllYesVotesEveryTransactionCommits) {
   SimOptions options;
   options.drop_request = options.drop_response = options.duplicate_request = 0;

@@ -258,6 +258,38 @@ TEST_F(TwoPcRecoveryTest, PreparingTransactionIsAbortedAndEveryBranchGetsAbort) 
   EXPECT_EQ(core_.Get("x")->created_unix_ms(), 42);
 }
 
+TEST(TwoPcFailoverTest, PreparingTransactionIsPreparedAgainWithinItsBudget) {
+  FakeClock clock;
+  SeededRandom random(7);
+  CoreOptions options;
+  options.resume_prepare_on_recovery = true;
+  TwoPcCore core(options, clock, random);
+  v1::TxnRecord fresh = Record("fresh", v1::PREPARING, {}, 2);
+  fresh.set_created_unix_ms(clock.UnixMs() - 400);  // 600 ms of its 1000 ms budget left
+  v1::TxnRecord stale = Record("stale", v1::PREPARING, {}, 2);
+  stale.set_created_unix_ms(clock.UnixMs() - 1500);  // budget spent while no leader served
+  Effects e = core.Recover({fresh, stale});
+
+  std::vector<uint32_t> prepared;
+  for (const auto& call : e.calls) {
+    if (call.xid == "fresh" && call.phase == Phase::kPrepare) {
+      prepared.push_back(call.branch);
+      EXPECT_LE(call.deadline_ms, 600) << "the budget counts from BEGIN, not from the failover";
+    }
+  }
+  EXPECT_EQ(prepared, (std::vector<uint32_t>{0, 1}));
+  EXPECT_EQ(core.OutcomeOf("fresh"), v1::OUTCOME_PENDING);
+  ASSERT_EQ(e.appends.size(), 1u) << "only the stale one is decided";
+  EXPECT_EQ(e.appends[0].event.xid(), "stale");
+  EXPECT_EQ(e.appends[0].event.decided().decision(), v1::ABORT);
+
+  // The votes arrive: the resumed transaction commits as if nothing had happened.
+  core.Handle(VoteReceived{"fresh", 0, v1::YES, ""});
+  Effects decided = core.Handle(VoteReceived{"fresh", 1, v1::YES, ""});
+  ASSERT_EQ(decided.appends.size(), 1u);
+  EXPECT_EQ(decided.appends[0].event.decided().decision(), v1::COMMIT);
+}
+
 TEST_F(TwoPcRecoveryTest, CommittingTransactionResendsCommitToYesBranchesOnly) {
   Effects e = core_.Recover({Record("x", v1::COMMITTING, {v1::YES, v1::READ_ONLY, v1::YES}, 3)});
   EXPECT_TRUE(e.appends.empty()) << "the COMMIT decision is already durable";

@@ -7,6 +7,9 @@
 //                     [--connections C] [--output text|json]
 //   treaty-bench services --coordinator ADDR --service S --live N [--wait-ms T]
 //
+// ADDR is one treatyd or a cluster's client addresses, comma-separated: submissions go to the
+// leader and are retried with the same xid through a leader change (net/cluster_client.h), so an
+// error is counted only when a submission's --timeout-ms passes.
 // With --admin it scrapes treatyd's /metrics when the measured window opens and closes and reports
 // fsyncs and coordinator CPU time per transaction. `saga` submits 3-step order sagas
 // (examples/order: inventory needs "widget" stock for every saga) and reports sagas/s and latency.
@@ -198,12 +201,14 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   auto* twopc =
       app.add_subcommand("2pc", "Closed-loop 2PC transfers (debit 1 at A, credit 1 at B)");
-  twopc->add_option("--coordinator", options.coordinator, "treatyd client address host:port")
+  twopc
+      ->add_option("--coordinator", options.coordinator,
+                   "treatyd client address host:port, or a cluster's, comma-separated")
       ->required();
   twopc->add_option("--concurrency,-c", options.concurrency, "Clients (one submission each)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
-  twopc->add_option("--connections", options.connections, "TCP connections to the coordinator")
+  twopc->add_option("--connections", options.connections, "TCP connections per coordinator address")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   twopc->add_option("--duration,-d", options.duration_s, "Measured seconds")
@@ -230,7 +235,9 @@ int main(int argc, char** argv) {
   treaty::bench::LoadSpec saga_spec;
   saga_spec.seed = options.seed;
   auto* saga_cmd = app.add_subcommand("saga", "Closed-loop 3-step order sagas (wait for the end)");
-  saga_cmd->add_option("--coordinator", saga_spec.coordinator, "treatyd client address host:port")
+  saga_cmd
+      ->add_option("--coordinator", saga_spec.coordinator,
+                   "treatyd client address host:port, or a cluster's, comma-separated")
       ->required();
   saga_cmd->add_option("--concurrency,-c", saga_spec.concurrency, "Clients (one saga each)")
       ->capture_default_str()
@@ -254,7 +261,8 @@ int main(int argc, char** argv) {
   auto* services_cmd = app.add_subcommand(
       "services", "Wait until exactly N instances of a service are live, then list them");
   services_cmd
-      ->add_option("--coordinator", wait_instances.coordinator, "treatyd client address host:port")
+      ->add_option("--coordinator", wait_instances.coordinator,
+                   "treatyd client address host:port, or a cluster's, comma-separated")
       ->required();
   services_cmd->add_option("--service", wait_instances.service, "Service name")->required();
   services_cmd->add_option("--live", wait_instances.live, "Live instances wanted")

@@ -3,8 +3,9 @@
 #include <chrono>
 #include <thread>
 
+#include "net/cluster_client.h"
+#include "net/leader.h"
 #include "net/proto_codec.h"
-#include "net/rpc.h"
 #include "treaty/v1/coordinator.pb.h"
 #include "treaty/v1/methods.h"
 
@@ -35,14 +36,16 @@ Result<std::string> WaitForLiveInstances(const WaitInstancesOptions& options) {
   if (options.coordinator.empty() || options.service.empty() || options.live < 0) {
     return Status::InvalidArgument("a coordinator, a service and live >= 0 are required");
   }
-  net::RpcClient client;
+  auto coordinators = net::ParseAddressList(options.coordinator);
+  if (!coordinators.ok()) return coordinators.status().WithPrefix("--coordinator");
+  net::ClusterClient client(std::move(*coordinators));
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(options.wait_ms);
   std::string last = "(no answer)";
   while (true) {
     auto list = net::Decode<v1::ListServicesResponse>(
-        client.Call(options.coordinator, v1::methods::kListServices,
-                    v1::ListServicesRequest().SerializeAsString(), kCallTimeoutMs));
+        client.Call(v1::methods::kListServices, v1::ListServicesRequest().SerializeAsString(),
+                    kCallTimeoutMs, /*idempotent=*/true));
     if (list.ok()) {
       int live = 0;
       last = Describe(*list, options.service, &live);

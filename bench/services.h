@@ -10,7 +10,7 @@
 namespace treaty::bench {
 
 struct WaitInstancesOptions {
-  // Coordinator client address, host:port. Required.
+  // Coordinator client address host:port, or a cluster's addresses comma-separated. Required.
   std::string coordinator;
   // Service whose instances are counted. Required.
   std::string service;

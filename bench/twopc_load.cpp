@@ -11,6 +11,8 @@
 #include <random>
 #include <thread>
 
+#include "net/cluster_client.h"
+#include "net/leader.h"
 #include "net/proto_codec.h"
 #include "net/rpc.h"
 #include "treaty/v1/coordinator.pb.h"
@@ -23,6 +25,9 @@ using Clock = std::chrono::steady_clock;
 
 // Pause before a client retries after an RPC error, so a down coordinator is not hammered.
 constexpr auto kErrorBackoff = std::chrono::milliseconds(10);
+// One attempt of a submission gets at most this share of its deadline, so that a hung node does
+// not use up all of it (the retry carries the same xid, so it joins the same transaction).
+constexpr int64_t kAttemptsPerDeadline = 4;
 
 std::string OpPayload(int account, int64_t amount) {
   char buf[96];
@@ -34,11 +39,13 @@ std::string OpPayload(int account, int64_t amount) {
 // The clients' state. Everything but the `done` handshake is touched only on the I/O thread.
 class Load {
  public:
-  Load(const LoadSpec& options, asio::io_context& io)
+  Load(const LoadSpec& options, std::vector<std::string> coordinators, asio::io_context& io)
       : options_(options), io_(io), rng_(options.seed) {
-    for (int i = 0; i < options.connections; ++i) {
-      channels_.push_back(net::RpcChannel::Create(io, options.coordinator));
-    }
+    net::ClusterClientOptions cluster;
+    cluster.connections_per_address = options.connections;
+    cluster.attempt_timeout_ms =
+        std::max<int64_t>(1, options.call_timeout_ms / kAttemptsPerDeadline);
+    coordinator_ = std::make_unique<net::ClusterClient>(io, std::move(coordinators), cluster);
     char prefix[40];
     std::snprintf(prefix, sizeof(prefix), "bench-%08llx-",
                   static_cast<unsigned long long>(rng_() & 0xffffffffULL));
@@ -60,9 +67,7 @@ class Load {
     return cv_.wait_for(lock, timeout, [this] { return stopped_ == options_.concurrency; });
   }
 
-  void CloseChannels() {
-    for (auto& ch : channels_) ch->Close();
-  }
+  void CloseChannels() { coordinator_->Close(); }
 
   // REQUIRES: the I/O thread has been joined.
   TwoPcLoadResult TakeResult() { return std::move(result_); }
@@ -71,11 +76,13 @@ class Load {
   void Issue(int client) {
     std::string request = options_.request(xid_prefix_ + std::to_string(next_xid_++), rng_);
     const auto started = Clock::now();
-    auto& channel = channels_[static_cast<size_t>(client % options_.connections)];
-    channel->Call(options_.method, std::move(request), options_.call_timeout_ms,
-                  [this, client, started](Result<std::string> payload) {
-                    Done(client, started, options_.succeeded(payload));
-                  });
+    // Through a leader change the helper retries the same request (same xid) until the deadline,
+    // so only a submission that failed for its whole deadline counts as an error.
+    coordinator_->CallAsync(options_.method, std::move(request), options_.call_timeout_ms,
+                            /*idempotent=*/true,
+                            [this, client, started](Result<std::string> payload) {
+                              Done(client, started, options_.succeeded(payload));
+                            });
   }
 
   void Done(int client, Clock::time_point started, const Result<bool>& resp) {
@@ -110,7 +117,7 @@ class Load {
   const LoadSpec options_;
   asio::io_context& io_;
   std::mt19937_64 rng_;
-  std::vector<std::shared_ptr<net::RpcChannel>> channels_;
+  std::unique_ptr<net::ClusterClient> coordinator_;
   std::string xid_prefix_;
   uint64_t next_xid_ = 0;
   Clock::time_point window_start_;
@@ -181,7 +188,8 @@ Result<TwoPcLoadResult> RunTwoPcLoad(const TwoPcLoadOptions& options,
 Result<TwoPcLoadResult> RunLoad(const LoadSpec& options,
                                 const std::function<void()>& at_window_start,
                                 const std::function<void()>& at_window_end) {
-  if (options.coordinator.empty()) return Status::InvalidArgument("--coordinator is required");
+  auto coordinators = net::ParseAddressList(options.coordinator);
+  if (!coordinators.ok()) return coordinators.status().WithPrefix("--coordinator");
   if (options.concurrency < 1 || options.connections < 1) {
     return Status::InvalidArgument("concurrency and connections must be at least 1");
   }
@@ -189,7 +197,7 @@ Result<TwoPcLoadResult> RunLoad(const LoadSpec& options,
     return Status::InvalidArgument("duration must be positive and warm-up not negative");
   }
   net::IoThread io;
-  Load load(options, io.io());
+  Load load(options, std::move(*coordinators), io.io());
   const auto window_start = Clock::now() + Seconds(options.warmup_s);
   const auto window_end = window_start + Seconds(options.duration_s);
   load.Start(window_start, window_end);

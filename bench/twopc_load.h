@@ -13,12 +13,14 @@
 namespace treaty::bench {
 
 struct TwoPcLoadOptions {
-  // Coordinator client address, host:port. Required.
+  // Coordinator client address host:port, or a cluster's addresses comma-separated (submissions
+  // go to the leader and are retried with the same xid through a leader change). Required.
   std::string coordinator;
   // Clients, each with one submission outstanding at a time. All share `connections` pipelined
-  // connections and one I/O thread, so hundreds cost no extra threads. Default 64.
+  // connections (per coordinator address) and one I/O thread, so hundreds cost no extra threads.
+  // Default 64.
   int concurrency = 64;
-  // TCP connections to the coordinator; clients are spread over them. Default 1.
+  // TCP connections to each coordinator address; clients are spread over them. Default 1.
   int connections = 1;
   // Measured window, seconds (after the warm-up). Default 10.
   double duration_s = 10;
@@ -29,7 +31,8 @@ struct TwoPcLoadOptions {
   std::string credit_service = "bank-b";
   // Accounts are "acct0".."acct<K-1>" at both services (bench/run.sh seeds them). Default 1000.
   int accounts_per_bank = 1000;
-  // Deadline of one submission, milliseconds. Default 10000.
+  // Deadline of one submission, including its retries through a leader change, milliseconds.
+  // Default 10000.
   int64_t call_timeout_ms = 10000;
   // Seeds account choice and the xid prefix.
   uint64_t seed = 1;
@@ -39,7 +42,7 @@ struct TwoPcLoadResult {
   double measured_s = 0;               // length of the measured window, seconds
   uint64_t committed = 0;              // answered COMMITTING/COMMITTED within the window
   uint64_t aborted = 0;                // answered ABORTING/ABORTED within the window
-  uint64_t errors = 0;                 // RPC errors within the window (rejections, timeouts, ...)
+  uint64_t errors = 0;                 // failed in the window (deadline passed, refused, ...)
   std::string first_error;             // the first of them, for the report
   std::vector<uint32_t> latencies_us;  // answered submissions in the window, sorted ascending
 
@@ -50,7 +53,7 @@ struct TwoPcLoadResult {
 
 // A closed-loop workload (shared by the 2PC and saga loads).
 struct LoadSpec {
-  std::string coordinator;
+  std::string coordinator;  // as TwoPcLoadOptions::coordinator
   int concurrency = 64;
   int connections = 1;
   double duration_s = 10;

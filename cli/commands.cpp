@@ -10,8 +10,8 @@
 #include "cli/saga_commands.h"
 #include "cli/tx_file.h"
 #include "common/random.h"
+#include "net/cluster_client.h"
 #include "net/proto_codec.h"
-#include "net/rpc.h"
 #include "treaty/v1/methods.h"
 
 namespace treaty::cli {
@@ -20,25 +20,24 @@ namespace {
 bool IsCommitted(v1::TxState s) { return s == v1::COMMITTING || s == v1::COMMITTED; }
 bool IsAborted(v1::TxState s) { return s == v1::ABORTING || s == v1::ABORTED; }
 
-// Requests are idempotent (Submit carries its xid), so trying another address is safe.
 Result<std::string> CallCoordinator(const GlobalOptions& global, const char* method,
                                     const std::string& payload) {
-  net::RpcClient client;
+  net::ClusterClient client(global.coordinators, CoordinatorClientOptions());
   return cli::CallCoordinator(client, global, method, payload);
 }
 
 }  // namespace
 
-Result<std::string> CallCoordinator(net::RpcClient& client, const GlobalOptions& global,
+net::ClusterClientOptions CoordinatorClientOptions() {
+  net::ClusterClientOptions options;
+  options.unreachable_timeout_ms = kUnreachableTimeoutMs;
+  return options;
+}
+
+Result<std::string> CallCoordinator(net::ClusterClient& client, const GlobalOptions& global,
                                     const char* method, const std::string& payload,
-                                    int64_t timeout_ms) {
-  Status last = Status::Unavailable("no coordinator address given");
-  for (const auto& address : global.coordinators) {
-    auto r = client.Call(address, method, payload, timeout_ms > 0 ? timeout_ms : global.timeout_ms);
-    if (r.ok() || r.status().code() != StatusCode::kUnavailable) return r;
-    last = r.status().WithPrefix("coordinator " + address);
-  }
-  return last;
+                                    int64_t timeout_ms, bool idempotent) {
+  return client.Call(method, payload, timeout_ms > 0 ? timeout_ms : global.timeout_ms, idempotent);
 }
 
 std::string ToJson(const google::protobuf::Message& m) {
@@ -52,7 +51,8 @@ std::string ToJson(const google::protobuf::Message& m) {
 void PrintError(std::ostream& err, const Status& s, const std::string& xid) {
   switch (s.code()) {
     case StatusCode::kUnavailable:
-      err << "error: cannot reach the coordinator: " << s.message() << "\n";
+      err << "error: cannot reach the coordinator (or its cluster has no leader): " << s.message()
+          << "\n";
       break;
     case StatusCode::kDeadlineExceeded:
       err << "error: no answer within the timeout; the outcome is not known yet";
@@ -96,18 +96,6 @@ int ExitCodeFor(const Status& s) {
     default:
       return kExitError;
   }
-}
-
-Result<std::vector<std::string>> ParseAddressList(const std::string& list) {
-  std::vector<std::string> out;
-  std::stringstream in(list);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (item.empty()) return Status::InvalidArgument("empty address in list '" + list + "'");
-    out.push_back(item);
-  }
-  if (out.empty()) return Status::InvalidArgument("no coordinator address given");
-  return out;
 }
 
 int SubmitTwoPc(const GlobalOptions& global, const SubmitOptions& submit, std::ostream& out,

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "net/rpc.h"
+#include "net/cluster_client.h"
 
 namespace google::protobuf {
 class Message;
@@ -29,7 +29,7 @@ enum ExitCode : int {
 };
 
 struct GlobalOptions {
-  // Coordinator addresses; tried in order while one is unreachable.
+  // Coordinator addresses (one node, or the nodes of a cluster); see CallCoordinator.
   std::vector<std::string> coordinators = {"127.0.0.1:7700"};
   // Budget of each request (for submit --wait: of the whole wait), milliseconds.
   int64_t timeout_ms = 30'000;
@@ -56,12 +56,21 @@ int ListServices(const GlobalOptions& global, std::ostream& out, std::ostream& e
 
 // ---- Helpers shared by the commands ----
 
-// Calls the first reachable coordinator of global.coordinators with a budget of timeout_ms (0 =
-// global.timeout_ms). Another address is tried only when the call could not be delivered
-// (UNAVAILABLE).
-Result<std::string> CallCoordinator(net::RpcClient& client, const GlobalOptions& global,
+// How long a command keeps trying while no coordinator accepts a connection at all, milliseconds
+// (within --timeout-ms): a leader change refuses connections for a second or two; longer means
+// the coordinator is down, which is reported (exit 6) rather than waited out.
+inline constexpr int64_t kUnreachableTimeoutMs = 5000;
+
+// The leader-finding settings of the CLI's coordinator clients (kUnreachableTimeoutMs).
+net::ClusterClientOptions CoordinatorClientOptions();
+
+// Calls the coordinator cluster through client (built on global.coordinators: the leader first,
+// hints followed, other addresses and backoff until the budget passes; net/cluster_client.h) with
+// a budget of timeout_ms (0 = global.timeout_ms). idempotent: whether an attempt that timed out
+// may be sent again (queries, and Submit with its client-chosen xid).
+Result<std::string> CallCoordinator(net::ClusterClient& client, const GlobalOptions& global,
                                     const char* method, const std::string& payload,
-                                    int64_t timeout_ms = 0);
+                                    int64_t timeout_ms = 0, bool idempotent = true);
 
 // Prints a failed call for people; xid (may be empty) is named in the hint of a timeout.
 void PrintError(std::ostream& err, const Status& status, const std::string& xid);
@@ -74,8 +83,5 @@ std::string FormatUnixMs(int64_t unix_ms);
 
 // Maps a failed call's status to an exit code.
 int ExitCodeFor(const Status& status);
-
-// Splits "a:1,b:2" into addresses; INVALID_ARGUMENT for an empty list or an empty element.
-Result<std::vector<std::string>> ParseAddressList(const std::string& list);
 
 }  // namespace treaty::cli

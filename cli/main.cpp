@@ -4,9 +4,11 @@
 #include <iostream>
 #include <vector>
 
+#include "cli/cluster_commands.h"
 #include "cli/commands.h"
 #include "cli/query_commands.h"
 #include "cli/saga_commands.h"
+#include "net/leader.h"
 
 int main(int argc, char** argv) {
   using namespace treaty::cli;
@@ -17,7 +19,8 @@ int main(int argc, char** argv) {
   CLI::App app{"treaty - submit and inspect Treaty transactions"};
   app.require_subcommand(1);
   app.add_option("--coordinator", coordinators,
-                 "Coordinator address(es), comma-separated (env TREATY_COORDINATOR)")
+                 "Coordinator address(es), comma-separated: one node or a cluster's nodes (env "
+                 "TREATY_COORDINATOR)")
       ->capture_default_str();
   app.add_option("--timeout-ms", global.timeout_ms, "Request budget (for --wait: the whole wait)")
       ->capture_default_str()
@@ -98,6 +101,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json"}));
   add_output(stats_cmd);
 
+  auto* cluster_cmd = app.add_subcommand("cluster", "Inspect the coordinator cluster");
+  cluster_cmd->require_subcommand(1);
+  auto* cluster_status_cmd = cluster_cmd->add_subcommand(
+      "status", "Every node's role, term, commit/applied index and lag; exit 0 if a leader serves");
+  add_output(cluster_status_cmd);
+
   auto* admin_cmd = app.add_subcommand("admin", "Operate the coordinator");
   admin_cmd->require_subcommand(1);
   auto* rebuild_cmd = admin_cmd->add_subcommand(
@@ -118,7 +127,7 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
   }
-  auto list = ParseAddressList(coordinators);
+  auto list = treaty::net::ParseAddressList(coordinators);
   if (!list.ok()) {
     std::cerr << "error: --coordinator: " << list.status().message() << "\n";
     return kExitUsage;
@@ -132,6 +141,7 @@ int main(int argc, char** argv) {
   if (watch_cmd->parsed()) return WatchTransactions(global, watch_options, std::cout, std::cerr);
   if (stats_cmd->parsed()) return ShowStats(global, std::cout, std::cerr);
   if (services_cmd->parsed()) return ListServices(global, std::cout, std::cerr);
+  if (cluster_status_cmd->parsed()) return ClusterStatus(global, std::cout, std::cerr);
   if (rebuild_cmd->parsed()) {
     // A rebuild outlasts the usual request budget unless --timeout-ms was given.
     const bool timeout_given = app.get_option("--timeout-ms")->count() > 0;

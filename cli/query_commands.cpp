@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "net/cluster_client.h"
 #include "net/proto_codec.h"
 #include "net/rpc.h"
 #include "treaty/v1/methods.h"
@@ -124,7 +125,7 @@ void PrintServiceRow(std::ostream& out, const std::string& name, const v1::Servi
       << Fixed(s.aborted().latency().p99_ms(), 1) << "\n";
 }
 
-Result<v1::StatsResponse> FetchStats(net::RpcClient& client, const GlobalOptions& global) {
+Result<v1::StatsResponse> FetchStats(net::ClusterClient& client, const GlobalOptions& global) {
   return net::Decode<v1::StatsResponse>(
       CallCoordinator(client, global, v1::methods::kStats, v1::StatsRequest().SerializeAsString()));
 }
@@ -195,7 +196,7 @@ int ListTransactions(const GlobalOptions& global, const ListOptions& options, st
   req.set_limit(options.limit);
   req.set_page_token(options.page_token);
 
-  net::RpcClient client;
+  net::ClusterClient client(global.coordinators, CoordinatorClientOptions());
   auto resp = net::Decode<v1::ListTransactionsResponse>(
       CallCoordinator(client, global, v1::methods::kListTransactions, req.SerializeAsString()));
   if (!resp.ok()) {
@@ -236,7 +237,7 @@ int WatchTransactions(const GlobalOptions& global, const WatchOptions& options, 
   v1::WatchRequest req;
   *req.mutable_filter() = *filter;
   req.set_from_now(true);
-  net::RpcClient client;
+  net::ClusterClient client(global.coordinators, CoordinatorClientOptions());
   uint64_t printed = 0;
   for (;;) {
     int64_t hold = kWatchPollMs;
@@ -269,7 +270,7 @@ int WatchTransactions(const GlobalOptions& global, const WatchOptions& options, 
 }
 
 int ShowStats(const GlobalOptions& global, std::ostream& out, std::ostream& err) {
-  net::RpcClient client;
+  net::ClusterClient client(global.coordinators, CoordinatorClientOptions());
   auto stats = FetchStats(client, global);
   if (!stats.ok()) {
     PrintError(err, stats.status(), "");
@@ -306,17 +307,18 @@ int ShowStats(const GlobalOptions& global, std::ostream& out, std::ostream& err)
 
 int RebuildReadModel(const GlobalOptions& global, int64_t timeout_ms, std::ostream& out,
                      std::ostream& err) {
+  // Each node of a cluster keeps its own read model: this rebuilds the one of the first address,
+  // without leader finding, and polls its progress there.
+  const std::string& node = global.coordinators.front();
   net::RpcClient client;
   auto done = std::make_shared<std::promise<Result<std::string>>>();
   std::future<Result<std::string>> result = done->get_future();
-  // The first reachable address is the one that rebuilds; progress is polled there too.
-  GlobalOptions one = global;
-  client.CallAsync(global.coordinators.front(), v1::methods::kRebuildReadModel,
+  client.CallAsync(node, v1::methods::kRebuildReadModel,
                    v1::RebuildReadModelRequest().SerializeAsString(), timeout_ms,
                    [done](Result<std::string> r) { done->set_value(std::move(r)); });
-  one.coordinators = {global.coordinators.front()};
   while (result.wait_for(std::chrono::milliseconds(kRebuildPollMs)) != std::future_status::ready) {
-    auto stats = FetchStats(client, one);
+    auto stats = net::Decode<v1::StatsResponse>(client.Call(
+        node, v1::methods::kStats, v1::StatsRequest().SerializeAsString(), global.timeout_ms));
     if (!stats.ok() || !stats->projector().rebuilding()) continue;
     const v1::ProjectorStatus& p = stats->projector();
     err << "rebuilding: " << p.rebuild_events_done() << " events re-projected (log at lsn "

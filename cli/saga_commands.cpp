@@ -7,8 +7,8 @@
 
 #include "cli/tx_file.h"
 #include "common/random.h"
+#include "net/cluster_client.h"
 #include "net/proto_codec.h"
-#include "net/rpc.h"
 #include "saga/definition.h"
 #include "treaty/v1/methods.h"
 
@@ -21,9 +21,9 @@ std::string User() {
 }
 
 Result<std::string> Call(const GlobalOptions& global, const char* method,
-                         const std::string& payload) {
-  net::RpcClient client;
-  return CallCoordinator(client, global, method, payload);
+                         const std::string& payload, bool idempotent) {
+  net::ClusterClient client(global.coordinators, CoordinatorClientOptions());
+  return CallCoordinator(client, global, method, payload, 0, idempotent);
 }
 
 const char* SagaWord(v1::SagaState s) {
@@ -77,7 +77,7 @@ int SubmitSaga(const GlobalOptions& global, const SubmitOptions& submit, std::os
   req->set_wait(submit.wait);
   if (req->client_id().empty()) req->set_client_id("cli:" + User());
   auto resp = net::Decode<v1::SubmitSagaResponse>(
-      Call(global, v1::methods::kSubmitSaga, req->SerializeAsString()));
+      Call(global, v1::methods::kSubmitSaga, req->SerializeAsString(), /*idempotent=*/true));
   if (!resp.ok()) {
     PrintError(err, resp.status(), req->xid());
     return ExitCodeFor(resp.status());
@@ -117,7 +117,7 @@ int ResolveTransaction(const GlobalOptions& global, const ResolveOptions& resolv
   req.set_who(User());
   req.set_why(resolve.reason);
   auto resp = net::Decode<v1::ResolveResponse>(
-      Call(global, v1::methods::kResolve, req.SerializeAsString()));
+      Call(global, v1::methods::kResolve, req.SerializeAsString(), /*idempotent=*/false));
   if (!resp.ok()) {
     PrintError(err, resp.status(), "");
     return ExitCodeFor(resp.status());

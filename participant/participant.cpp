@@ -12,6 +12,8 @@
 #include <mutex>
 #include <thread>
 
+#include "net/cluster_client.h"
+#include "net/leader.h"
 #include "net/proto_codec.h"
 #include "net/rpc.h"
 #include "participant/store.h"
@@ -30,8 +32,6 @@ using SteadyClock = std::chrono::steady_clock;
 // Most in-doubt branches examined per scan. Bounds the time one scan holds the maintenance
 // thread (each distinct xid costs one coordinator round trip); the rest wait for the next scan.
 constexpr size_t kMaxInDoubtPerScan = 512;
-// Grace beyond a coordinator call's own deadline before the waiting thread gives up on it.
-constexpr std::chrono::milliseconds kCallGrace{1000};
 
 bool IsParticipantMethod(const std::string& method) {
   return method == methods::kPrepare || method == methods::kCommit || method == methods::kAbort ||
@@ -71,7 +71,9 @@ struct Participant::Impl {
   std::unique_ptr<Worker> worker;
   std::unique_ptr<net::IoThread> io;
   std::unique_ptr<net::RpcServer> server;
-  std::shared_ptr<net::RpcChannel> coordinator;
+  // The coordinator cluster (options.coordinator's addresses), called from the maintenance
+  // thread only; it finds the leader (net/cluster_client.h).
+  std::unique_ptr<net::ClusterClient> coordinator;
   std::string address;  // written by Start before running is published
   std::atomic<uint16_t> port{0};
 
@@ -100,6 +102,11 @@ Status Participant::Impl::Validate() const {
       options.recovery_interval_ms <= 0 || options.coordinator_call_timeout_ms <= 0 ||
       options.max_queued_requests == 0 || options.max_round_requests == 0) {
     return Status::InvalidArgument("ParticipantOptions has a non-positive interval or limit");
+  }
+  if (!options.coordinator.empty()) {
+    TREATY_RETURN_IF_ERROR(net::ParseAddressList(options.coordinator)
+                               .status()
+                               .WithPrefix("ParticipantOptions.coordinator"));
   }
   for (const auto& [op, handlers] : ops) {
     if (!handlers.prepare) {
@@ -217,17 +224,9 @@ void Participant::Impl::RegisterMethods() {
 
 Result<std::string> Participant::Impl::CallCoordinator(std::string_view method,
                                                        std::string payload) {
-  auto promise = std::make_shared<std::promise<Result<std::string>>>();
-  std::future<Result<std::string>> future = promise->get_future();
-  coordinator->Call(
-      method, std::move(payload), options.coordinator_call_timeout_ms,
-      [promise](Result<std::string> response) { promise->set_value(std::move(response)); });
-  const auto wait = std::chrono::milliseconds(options.coordinator_call_timeout_ms) + kCallGrace;
-  if (future.wait_for(wait) != std::future_status::ready) {
-    return Status::DeadlineExceeded(std::string(method) + " to " + options.coordinator +
-                                    " did not complete");
-  }
-  return future.get();
+  // Register (a heartbeat) and QueryOutcome (a read) are safe to repeat.
+  return coordinator->Call(method, std::move(payload), options.coordinator_call_timeout_ms,
+                           /*idempotent=*/true);
 }
 
 void Participant::Impl::RegisterOnce() {
@@ -240,7 +239,7 @@ void Participant::Impl::RegisterOnce() {
     registrations.fetch_add(1);
     if (!registered || register_failing) {
       spdlog::info("participant service={} registered {} with coordinator {}", options.service,
-                   address, options.coordinator);
+                   address, coordinator->leader());
     }
     registered = true;
     register_failing = false;
@@ -441,7 +440,9 @@ Status Participant::Start() {
     }
   }
   if (!d.options.coordinator.empty()) {
-    d.coordinator = net::RpcChannel::Create(d.io->io(), d.options.coordinator);
+    // The addresses were checked by Validate.
+    d.coordinator = std::make_unique<net::ClusterClient>(
+        d.io->io(), *net::ParseAddressList(d.options.coordinator));
     d.maintenance = std::thread([&d] { d.MaintenanceLoop(); });
   } else {
     spdlog::warn(

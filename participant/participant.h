@@ -90,8 +90,11 @@ struct ParticipantOptions {
   // Relative share of new branches this instance gets when its service is balanced by weight.
   // Default 1.
   uint32_t weight = 1;
-  // host:port of the coordinator. Empty: no registration and no in-doubt resolution (branches
-  // stay prepared until a decision is delivered); useful only in tests.
+  // The coordinator: "host:port", or a cluster's client addresses comma-separated
+  // ("a:7700,b:7700,c:7700"). Registrations, heartbeats and outcome queries go to the cluster's
+  // leader, found as net/cluster_client.h describes (hints, rotation, backoff). Empty: no
+  // registration and no in-doubt resolution (branches stay prepared until a decision is
+  // delivered); useful only in tests. Start refuses a malformed list (INVALID_ARGUMENT).
   std::string coordinator;
   // Directory of the participant's RocksDB database; created if missing. Required.
   std::string data_dir;
@@ -104,7 +107,8 @@ struct ParticipantOptions {
   int64_t in_doubt_after_ms = 2000;
   // Period of the in-doubt scan, milliseconds. Default 500.
   int64_t recovery_interval_ms = 500;
-  // Deadline of each call to the coordinator, milliseconds. Default 1000.
+  // Budget of each call to the coordinator, including finding the leader, milliseconds; a call
+  // that fails is made again at the next registration or in-doubt scan. Default 1000.
   int64_t coordinator_call_timeout_ms = 1000;
   // Requests waiting for the worker beyond this are refused with RESOURCE_EXHAUSTED. Bounds
   // memory under overload. Default 65536.
@@ -260,8 +264,8 @@ class Participant {
 
   // Opens the data dir, loads prepared branches, starts the worker, listens, and starts the
   // registration / in-doubt resolution loop. Errors:
-  //   INVALID_ARGUMENT     missing service or data_dir, bad address, a handler-less op or
-  //                        saga step;
+  //   INVALID_ARGUMENT     missing service or data_dir, bad address or coordinator list, a
+  //                        handler-less op or saga step;
   //   FAILED_PRECONDITION  data_dir holds a database that is not this service's participant
   //                        store, or Start was already called;
   //   CORRUPTION           the database or a barrier record is corrupt;

@@ -1,6 +1,6 @@
 // bank-participant: a bank-account service that takes part in Treaty transactions.
 //
-//   bank-participant --service bank-a --listen 127.0.0.1:7101 --coordinator 127.0.0.1:7000
+//   bank-participant --service bank-a --listen 127.0.0.1:7101 --coordinator 127.0.0.1:7000[,...]
 //                    --data-dir /tmp/bank-a --accounts alice=100,bob=50 [--log-level info]
 //                    [--fault none|fail|hang|slow [--fault-delay-ms N]]
 //   bank-participant balances --listen 127.0.0.1:7101 [--output json|table]
@@ -131,7 +131,8 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   app.add_option("--service", options.service, "Service name, e.g. bank-a");
   app.add_option("--listen", options.listen, "host:port to serve on")->capture_default_str();
-  app.add_option("--coordinator", options.coordinator, "Coordinator host:port");
+  app.add_option("--coordinator", options.coordinator,
+                 "Coordinator host:port, or a cluster's addresses comma-separated");
   app.add_option("--weight", options.weight, "Share of new branches under weighted balancing")
       ->capture_default_str()
       ->check(CLI::Range(1u, 10'000u));

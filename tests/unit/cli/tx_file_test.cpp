@@ -71,12 +71,5 @@ TEST(CommandsTest, ExitCodesFollowStatus) {
   EXPECT_EQ(ExitCodeFor(Status::ResourceExhausted("x")), kExitBusy);
 }
 
-TEST(CommandsTest, AddressListSplitsOnCommas) {
-  auto list = ParseAddressList("a:1,b:2");
-  ASSERT_TRUE(list.ok());
-  EXPECT_EQ(list->size(), 2u);
-  EXPECT_FALSE(ParseAddressList("a:1,,b:2").ok());
-}
-
 }  // namespace
 }  // namespace treaty::cli

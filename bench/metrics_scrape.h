@@ -22,8 +22,8 @@ std::optional<double> MetricSum(std::string_view text, std::string_view name,
 
 // The coordinator counters the benchmark reports per transaction.
 struct CoordinatorCounters {
-  double tx_committed = 0;      // treaty_tx_total{outcome="committed"}
-  double tx_aborted = 0;        // treaty_tx_total{outcome="aborted"}
+  double tx_committed = 0;      // treaty_tx_total{mode="2pc",outcome="committed"}
+  double tx_aborted = 0;        // treaty_tx_total{mode="2pc",outcome="aborted"}
   double log_syncs = 0;         // treaty_log_syncs_total
   double log_batches = 0;       // treaty_log_batches_total
   double log_events = 0;        // treaty_log_events_total

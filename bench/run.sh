@@ -2,9 +2,11 @@
 # Treaty's benchmark scenarios on this machine, each compared within one run.
 #
 # Usage: bench/run.sh [BUILD_DIR]          (default ./build; needs bin/treatyd, bin/bank-participant,
-#                                          bin/treaty and bin/treaty-bench, and jq)
+#                                          bin/treaty and bin/treaty-bench, and jq; the saga
+#                                          scenario also bin/order-participant)
 # Environment: CONCURRENCY (64), DURATION (10 s), WARMUP (1 s), ACCOUNTS (1000 per bank),
-#              SCENARIOS ("group-commit instances readmodel"), LEASE_MS (6000, treatyd's default lease),
+#              SCENARIOS ("group-commit instances readmodel saga"), LEASE_MS (6000, treatyd's
+#              default lease), SAGA_CONCURRENCY (CONCURRENCY),
 #              KEEP=1 keeps the work dir (data dirs, logs, JSON results).
 #
 # group-commit: two bank participants with large balances and treatyd (with --admin) on a fresh
@@ -15,6 +17,10 @@
 #   run again. Prints a markdown table and appends it to bench/results/latest.md.
 # readmodel: the group-commit workload against treatyd with its read model and again with
 #   --no-readmodel; reports the write throughput ratio and the largest projector lag seen.
+# saga: one treatyd with the two banks and the three order services (examples/order); the 2PC
+#   workload, then `treaty-bench saga` (3-step order sagas: reserve -> charge -> schedule, each
+#   waited for to the end) against the same processes; reports sagas/s, latency percentiles and
+#   the saga / 2PC ratios. Appends to bench/results/latest.md.
 set -euo pipefail
 
 BUILD_DIR=${1:-./build}
@@ -24,13 +30,18 @@ CONCURRENCY=${CONCURRENCY:-64}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
 ACCOUNTS=${ACCOUNTS:-1000}
-SCENARIOS=${SCENARIOS:-group-commit instances readmodel}
+SCENARIOS=${SCENARIOS:-group-commit instances readmodel saga}
+SAGA_CONCURRENCY=${SAGA_CONCURRENCY:-$CONCURRENCY}
 LEASE_MS=${LEASE_MS:-6000}
 BALANCE=1000000000000  # per account; far more than any run can move
 
 for b in treatyd bank-participant treaty treaty-bench; do
   [[ -x "$BIN/$b" ]] || { echo "error: $BIN/$b is missing; build it first" >&2; exit 2; }
 done
+if [[ " $SCENARIOS " == *" saga "* && ! -x "$BIN/order-participant" ]]; then
+  echo "error: $BIN/order-participant is missing (saga scenario); build it first" >&2
+  exit 2
+fi
 for tool in jq curl ss; do
   command -v "$tool" >/dev/null || { echo "error: $tool is required" >&2; exit 2; }
 done
@@ -304,11 +315,81 @@ EOF
   echo "appended: $HERE/results/latest.md" >&2
 }
 
+start_order_service() {  # start_order_service SERVICE [FLAGS...]: one order-participant
+  local service=$1 port
+  shift
+  port=$(free_port)
+  "$BIN/order-participant" --service "$service" --listen "127.0.0.1:$port" --coordinator "$COORD" \
+    --data-dir "$WORK/$service" --log-level warn "$@" >"$WORK/$service.log" 2>&1 &
+  PIDS+=($!)
+  BANK_PIDS+=($!)  # stopped, and their CPU counted, with the banks
+  wait_port "$port" $! "$service"
+}
+
+saga_row() {  # saga_row LABEL FILE RATE_FIELD DONE_FIELD NOT_DONE_FIELD
+  jq -r --arg name "$1" --arg rate "$3" --arg done "$4" --arg nd "$5" \
+    '"| \($name) | \(.[$rate] | floor) | \(.latency_ms.p50 * 100 | round / 100) | \(.latency_ms.p90 * 100 | round / 100) | \(.latency_ms.p99 * 100 | round / 100) | \(.latency_ms.p999 * 100 | round / 100) | \(.[$done]) | \(.[$nd]) | \(.errors) |"' "$2"
+}
+
+saga_ratio() {  # saga_ratio EXPR_IN_SAGA EXPR_IN_2PC: saga value over 2PC value
+  jq -rn --slurpfile a "$WORK/saga-saga.json" --slurpfile b "$WORK/saga-2pc.json" \
+    "(\$a[0] | $1) as \$x | (\$b[0] | $2) as \$y | if \$y == 0 then \"n/a\" else (\$x / \$y * 100 | round / 100 | tostring) + \"x\" end"
+}
+
+scenario_saga() {
+  start_bank bank-a bank-a
+  start_bank bank-b bank-b
+  start_treatyd saga
+  # Stock for every saga of the run (one widget each); the default credit limit is per charge.
+  start_order_service inventory --stock widget=1000000000
+  start_order_service payment
+  start_order_service shipping
+  local service
+  for service in inventory payment shipping; do
+    "$BIN/treaty-bench" services --coordinator "$COORD" --service "$service" --live 1 >&2
+  done
+  measure saga-2pc
+  echo "== saga: treaty-bench saga --concurrency $SAGA_CONCURRENCY --duration $DURATION" >&2
+  "$BIN/treaty-bench" saga --coordinator "$COORD" --concurrency "$SAGA_CONCURRENCY" \
+    --duration "$DURATION" --warmup "$WARMUP" --output json >"$WORK/saga-saga.json"
+  jq -c '{sagas_per_s, completed, not_completed, errors, latency_ms}' "$WORK/saga-saga.json" >&2
+  stop_treatyd
+  stop_banks
+
+  local report
+  report=$(cat <<EOF
+
+## Sagas beside 2PC
+
+Machine: $(nproc) CPUs, Linux $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ).
+One treatyd (group commit, read model on) with bank-a, bank-b and the three order services
+(examples/order) running throughout. 2PC: the group-commit workload (debit 1 at bank-a + credit 1
+at bank-b), concurrency $CONCURRENCY. Saga: \`treaty-bench saga\`, 3-step order sagas (reserve 1
+widget at inventory -> charge 1 at payment -> schedule at shipping, each step after the previous
+one), submitted with wait and answered when COMPLETED; concurrency $SAGA_CONCURRENCY. Each run
+$DURATION s measured after $WARMUP s warm-up, one after the other against the same processes.
+A 2PC transaction is 2 parallel prepares + 2 commits and 3 log events; a saga is 3 sequential
+actions and about 8 log events (begin, each step started and done, the end).
+
+| mode | per s | p50 ms | p90 ms | p99 ms | p999 ms | done | not done | errors |
+|---|---|---|---|---|---|---|---|---|
+$(saga_row "2PC transfers" "$WORK/saga-2pc.json" tx_per_s committed aborted)
+$(saga_row "3-step sagas" "$WORK/saga-saga.json" sagas_per_s completed not_completed)
+| saga / 2PC | $(saga_ratio .sagas_per_s .tx_per_s) | $(saga_ratio .latency_ms.p50 .latency_ms.p50) | $(saga_ratio .latency_ms.p90 .latency_ms.p90) | $(saga_ratio .latency_ms.p99 .latency_ms.p99) | $(saga_ratio .latency_ms.p999 .latency_ms.p999) | | | |
+EOF
+)
+  echo "$report"
+  mkdir -p "$HERE/results"
+  echo "$report" >>"$HERE/results/latest.md"
+  echo "appended: $HERE/results/latest.md" >&2
+}
+
 for scenario in $SCENARIOS; do
   case $scenario in
     group-commit) scenario_group_commit ;;
     instances) scenario_instances ;;
     readmodel) scenario_readmodel ;;
-    *) echo "error: unknown scenario '$scenario' (expected group-commit, instances or readmodel)" >&2; exit 2 ;;
+    saga) scenario_saga ;;
+    *) echo "error: unknown scenario '$scenario' (expected group-commit, instances, readmodel or saga)" >&2; exit 2 ;;
   esac
 done

@@ -59,14 +59,17 @@ int main(int argc, char** argv) {
   add_output(get);
 
   ResolveOptions resolve;
-  auto* resolve_cmd = tx_cmd->add_subcommand("resolve", "Resolve a stuck transaction (sagas)");
+  auto* resolve_cmd = tx_cmd->add_subcommand(
+      "resolve", "Resolve a stuck saga or a 2PC transaction stuck in delivery");
   resolve_cmd->add_option("xid", resolve.xid, "Transaction id")->required();
   auto* retry_flag = resolve_cmd->add_flag(
-      "--retry", resolve.retry, "Retry the compensations now, with a fresh attempt budget");
+      "--retry", resolve.retry,
+      "Saga: retry the compensations now, with a fresh attempt budget. 2PC: redeliver the "
+      "decision to every unacknowledged branch now, backoff reset");
   auto* mark_opt = resolve_cmd->add_option("--mark-compensated", resolve.mark_compensated,
-                                           "Record step STEP as compensated by hand");
-  auto* abort_flag =
-      resolve_cmd->add_flag("--abort", resolve.abort, "Compensate a running saga now");
+                                           "Record saga step STEP as compensated by hand");
+  auto* abort_flag = resolve_cmd->add_flag(
+      "--abort", resolve.abort, "Compensate a running saga now, or abort a PREPARING 2PC one");
   retry_flag->excludes(mark_opt)->excludes(abort_flag);
   mark_opt->excludes(abort_flag);
   resolve_cmd->add_option("--reason", resolve.reason, "Why (recorded in the log)");

@@ -125,8 +125,12 @@ int ResolveTransaction(const GlobalOptions& global, const ResolveOptions& resolv
   if (global.output == "json") {
     out << ToJson(*resp) << "\n";
   } else {
+    // A 2PC transaction answers with tx_state, a saga with state.
     out << "xid     " << resolve.xid << "\n"
-        << "state   " << v1::SagaState_Name(resp->state()) << "\n";
+        << "state   "
+        << (resp->tx_state() != v1::TX_STATE_UNSPECIFIED ? v1::TxState_Name(resp->tx_state())
+                                                         : v1::SagaState_Name(resp->state()))
+        << "\n";
     if (!resp->message().empty()) out << "message " << resp->message() << "\n";
   }
   return kExitOk;

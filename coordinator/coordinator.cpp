@@ -16,6 +16,7 @@
 #include "coordinator/metrics.h"
 #include "coordinator/read_side.h"
 #include "coordinator/registry.h"
+#include "coordinator/resolve.h"
 #include "coordinator/saga_shell.h"
 #include "coordinator/transactions.h"
 #include "coordinator/twopc_rules.h"
@@ -102,6 +103,7 @@ struct Coordinator::Impl {
     for (auto& c : fx.calls) Call(std::move(c));
     for (const auto& t : fx.timers) StartTimer(t);
     for (auto& r : fx.replies) SendReply(std::move(r));
+    for (auto& r : fx.resolve_replies) SendReply(std::move(r), /*resolve=*/true);
     for (const auto& f : fx.finished) {
       metrics->TxFinished(f.state, f.duration_ms);
       spdlog::debug("xid={} finished state={} duration_ms={}", f.xid, v1::TxState_Name(f.state),
@@ -176,11 +178,13 @@ struct Coordinator::Impl {
     });
   }
 
-  void SendReply(Reply r) {
+  // resolve: r answers a Resolve input (a ResolveResponse), else a Submit.
+  void SendReply(Reply r, bool resolve = false) {
     auto it = waiting.find(r.client);
     if (it == waiting.end()) return;
     net::Responder respond = std::move(it->second);
     waiting.erase(it);
+    if (resolve) return respond(ResolveResponseOf(r));
     if (!r.status.ok()) {
       respond(r.status);
       return;
@@ -371,21 +375,19 @@ struct Coordinator::Impl {
   void HandleResolve(const v1::ResolveRequest& req, net::Responder respond) {
     if (req.xid().empty()) return respond(Status::InvalidArgument("Resolve needs an xid"));
     if (sagas->Holds(req.xid())) return sagas->Resolve(req, std::move(respond));
-    const Status two_pc = Status::FailedPrecondition(
-        "xid=" + req.xid() +
-        " is a 2PC transaction: resolve is not supported for 2PC yet (delivery is retried "
-        "automatically with backoff)");
-    if (core->Get(req.xid())) return respond(two_pc);
+    if (core->Get(req.xid())) {
+      auto in = TwoPcResolveOf(req);
+      if (!in.ok()) return respond(in.status());
+      in->client = next_client++;
+      waiting.emplace(in->client, std::move(respond));
+      return Execute(core->Handle(*in));
+    }
     auto found = log->Find(req.xid());
     if (!found.ok()) return respond(found.status());
     if (!found->has_value()) {
       return respond(Status::NotFound("no transaction with xid " + req.xid()));
     }
-    const v1::TxnRecord& rec = **found;
-    if (rec.mode() != saga::kSagaMode) return respond(two_pc);
-    respond(Status::FailedPrecondition("xid=" + req.xid() + " is already " +
-                                       v1::SagaState_Name(rec.saga_state()) +
-                                       "; nothing to resolve"));
+    respond(ResolveRefusalForLogged(req, **found));
   }
 
   Result<std::string> HandleQueryOutcome(const v1::QueryOutcomeRequest& req) {
@@ -503,6 +505,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions
   env.log = impl->log.get();
   env.registry = impl->registry.get();
   env.caller = impl->caller.get();
+  env.metrics = impl->metrics.get();
   Impl* raw = impl.get();
   env.fatal = [raw](const Status& s) { raw->Fatal(s); };
   env.stopped = [raw] { return raw->stopped; };

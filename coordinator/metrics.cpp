@@ -59,10 +59,15 @@ Metrics::Metrics(const log::EventLog* log)
     : log_(log), registry_(std::make_shared<prometheus::Registry>()) {
   auto& tx = prometheus::BuildCounter()
                  .Name("treaty_tx_total")
-                 .Help("Transactions that reached a final state, by outcome")
+                 .Help(
+                     "Transactions and sagas that reached a final state (or STUCK), by mode "
+                     "and outcome")
                  .Register(*registry_);
-  committed_ = &tx.Add({{"outcome", "committed"}});
-  aborted_ = &tx.Add({{"outcome", "aborted"}});
+  committed_ = &tx.Add({{"mode", "2pc"}, {"outcome", "committed"}});
+  aborted_ = &tx.Add({{"mode", "2pc"}, {"outcome", "aborted"}});
+  saga_completed_ = &tx.Add({{"mode", "saga"}, {"outcome", "completed"}});
+  saga_compensated_ = &tx.Add({{"mode", "saga"}, {"outcome", "compensated"}});
+  saga_stuck_ = &tx.Add({{"mode", "saga"}, {"outcome", "stuck"}});
   submitted_ = &prometheus::BuildCounter()
                     .Name("treaty_tx_submitted_total")
                     .Help("Submissions accepted (new transactions)")
@@ -86,10 +91,14 @@ Metrics::Metrics(const log::EventLog* log)
                  .Add({});
   auto& latency = prometheus::BuildHistogram()
                       .Name("treaty_tx_duration_seconds")
-                      .Help("Submit to END durable, by outcome")
+                      .Help("Submit to the final state durable, by mode and outcome")
                       .Register(*registry_);
-  commit_latency_ = &latency.Add({{"outcome", "committed"}}, kLatencyBuckets);
-  abort_latency_ = &latency.Add({{"outcome", "aborted"}}, kLatencyBuckets);
+  commit_latency_ = &latency.Add({{"mode", "2pc"}, {"outcome", "committed"}}, kLatencyBuckets);
+  abort_latency_ = &latency.Add({{"mode", "2pc"}, {"outcome", "aborted"}}, kLatencyBuckets);
+  saga_completed_latency_ =
+      &latency.Add({{"mode", "saga"}, {"outcome", "completed"}}, kLatencyBuckets);
+  saga_compensated_latency_ =
+      &latency.Add({{"mode", "saga"}, {"outcome", "compensated"}}, kLatencyBuckets);
 }
 
 Metrics::~Metrics() = default;
@@ -102,6 +111,25 @@ void Metrics::TxFinished(v1::TxState state, int64_t duration_ms) {
   } else {
     aborted_->Increment();
     abort_latency_->Observe(secs);
+  }
+}
+
+void Metrics::SagaFinished(v1::SagaState state, int64_t duration_ms) {
+  double secs = static_cast<double>(duration_ms) / 1000.0;
+  switch (state) {
+    case v1::SAGA_COMPLETED:
+      saga_completed_->Increment();
+      saga_completed_latency_->Observe(secs);
+      break;
+    case v1::SAGA_COMPENSATED:
+      saga_compensated_->Increment();
+      saga_compensated_latency_->Observe(secs);
+      break;
+    case v1::SAGA_STUCK:
+      saga_stuck_->Increment();
+      break;
+    default:
+      break;  // not an outcome
   }
 }
 

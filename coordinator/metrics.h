@@ -12,6 +12,7 @@
 
 #include "log/log.h"
 #include "treaty/v1/coordinator.pb.h"
+#include "treaty/v1/saga.pb.h"
 
 namespace prometheus {
 struct MetricFamily;
@@ -31,7 +32,12 @@ class Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
+  // A 2PC transaction finished (COMMITTED or ABORTED): treaty_tx_total{mode="2pc",outcome}.
   void TxFinished(v1::TxState state, int64_t duration_ms);
+  // A saga reached COMPLETED or COMPENSATED (treaty_tx_total{mode="saga",outcome="completed" or
+  // "compensated"} and its duration), or became STUCK (outcome="stuck", no duration: a stuck saga
+  // is counted again when an operator's resolution lets it finish).
+  void SagaFinished(v1::SagaState state, int64_t duration_ms);
   void TxSubmitted();
   void SubmitRejected();
   // A submission refused by admission control; reason "rate" (client token bucket) or
@@ -62,6 +68,11 @@ class Metrics {
   prometheus::Gauge* active_;
   prometheus::Histogram* commit_latency_;
   prometheus::Histogram* abort_latency_;
+  prometheus::Counter* saga_completed_;
+  prometheus::Counter* saga_compensated_;
+  prometheus::Counter* saga_stuck_;
+  prometheus::Histogram* saga_completed_latency_;
+  prometheus::Histogram* saga_compensated_latency_;
   mutable std::mutex collectors_mu_;
   std::vector<Collector> collectors_;
 };

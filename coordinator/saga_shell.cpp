@@ -3,6 +3,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <asio.hpp>
 #include <chrono>
 #include <memory>
@@ -112,6 +113,7 @@ void SagaShell::Execute(saga::Effects fx) {
   for (const auto& t : fx.timers) StartTimer(t);
   for (auto& r : fx.replies) SendReply(std::move(r));
   for (const auto& f : fx.finished) {
+    if (env_.metrics != nullptr) env_.metrics->SagaFinished(f.state, f.duration_ms);
     spdlog::info("xid={} saga finished state={} duration_ms={}", f.xid, v1::SagaState_Name(f.state),
                  f.duration_ms);
   }
@@ -122,12 +124,18 @@ void SagaShell::Append(saga::AppendLog a) {
   if (a.events.empty()) return;
   std::string xid = a.events.front().xid();
   uint64_t token = a.token;
-  env_.log->Append(std::move(a.events), [this, xid, token](Status s, uint64_t) {
-    asio::post(*env_.io, [this, xid, token, s] {
+  // The core reports only final states; becoming STUCK is counted here, once it is durable.
+  const bool stuck = std::any_of(a.events.begin(), a.events.end(), [](const v1::LogEvent& e) {
+    return e.has_saga_changed() && e.saga_changed().state() == v1::SAGA_STUCK;
+  });
+  env_.log->Append(std::move(a.events), [this, xid, token, stuck](Status s, uint64_t) {
+    asio::post(*env_.io, [this, xid, token, stuck, s] {
       if (env_.stopped()) return;
       if (!s.ok()) {
         spdlog::error("xid={} saga log append failed: {}", xid, s.ToString());
         if (env_.log->stopped_after_failure()) return env_.fatal(s);
+      } else if (stuck && env_.metrics != nullptr) {
+        env_.metrics->SagaFinished(v1::SAGA_STUCK, 0);
       }
       Execute(core_.Handle(saga::LogDone{xid, token, s}));
     });

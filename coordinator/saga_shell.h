@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/random.h"
 #include "common/status.h"
+#include "coordinator/metrics.h"
 #include "coordinator/participant_caller.h"
 #include "coordinator/registry.h"
 #include "log/log.h"
@@ -37,6 +38,8 @@ class SagaShell {
     log::EventLog* log = nullptr;
     Registry* registry = nullptr;
     ParticipantCaller* caller = nullptr;
+    // Saga outcomes (treaty_tx_total{mode="saga"}); may be null.
+    Metrics* metrics = nullptr;
     // Fail-stop: called when the log stopped after a failed write.
     std::function<void(const Status&)> fatal;
     // True once the coordinator stopped: no more inputs reach the core.

@@ -26,7 +26,8 @@ const char* PhaseName(Phase phase) {
 }
 
 bool Effects::empty() const {
-  return appends.empty() && calls.empty() && timers.empty() && replies.empty() && finished.empty();
+  return appends.empty() && calls.empty() && timers.empty() && replies.empty() &&
+         resolve_replies.empty() && finished.empty();
 }
 
 TwoPcCore::TwoPcCore(CoreOptions options, const Clock& clock, Random& random)
@@ -140,6 +141,8 @@ Effects TwoPcCore::Handle(const LogDone& in) {
                  options_.log_retry_ms, out);
         break;
       }
+      // An operator's abort is answered once its decision is durable.
+      ReplyResolvers(*tx, Status::Ok(), "decided ABORT", out);
       OnDecisionDurable(*tx, out);
       break;
     case LogStep::kEnd:
@@ -151,6 +154,9 @@ Effects TwoPcCore::Handle(const LogDone& in) {
       out.finished.push_back({tx->xid, tx->decision == v1::COMMIT ? v1::COMMITTED : v1::ABORTED,
                               clock_.NowMs() - tx->start_ms});
       Forget(in.xid);
+      break;
+    case LogStep::kResolve:
+      OnResolveLogged(*tx, in.status, out);
       break;
   }
   return out;

@@ -13,6 +13,13 @@
 // Commit/abort delivery is retried with capped, jittered backoff until acknowledged; it never gives
 // up. Prepare calls that fail transiently are retried until the prepare deadline.
 //
+// Operator resolution (`treaty tx resolve`, input Resolve):
+//   retry, decided (COMMITTING/ABORTING) -> Append Resolved{retry, who, why} -> (durable) ->
+//     the decision to every unacknowledged branch now, backoff reset -> reply
+//   abort, PREPARING -> decide ABORT (reason names who and why) -> (durable) -> reply
+//   anything else is refused: FAILED_PRECONDITION (wrong state), INVALID_ARGUMENT
+//   (mark-compensated: 2PC has no compensations), nothing logged.
+//
 // Thread-safety: none; the shell calls it from one thread.
 #pragma once
 
@@ -55,7 +62,10 @@ enum class Phase { kPrepare, kCommit, kAbort };
 const char* PhaseName(Phase phase);
 
 // Which log append completed (see LogDone).
-enum class LogStep { kBegin, kDecision, kEnd };
+enum class LogStep { kBegin, kDecision, kEnd, kResolve };
+
+// What an operator asked for (ResolveRequest.action: retry, abort, mark-compensated).
+enum class ResolveAction { kRetry, kAbort, kMarkCompensated };
 
 // ---- Inputs ----
 
@@ -98,6 +108,15 @@ struct LogDone {
   Status status;  // non-OK: the append failed and nothing of it is durable
 };
 
+// An operator's `treaty tx resolve` of a transaction this core holds (see the top of the file).
+struct Resolve {
+  std::string xid;
+  ResolveAction action = ResolveAction::kRetry;
+  std::string who;      // recorded in the log
+  std::string why;      // recorded in the log
+  uint64_t client = 0;  // answered (Effects::resolve_replies) once the resolution is durable
+};
+
 // ---- Effects ----
 
 struct AppendLog {
@@ -128,7 +147,7 @@ struct Reply {
   std::string xid;
   Status status;  // non-OK: the submission was refused or BEGIN could not be logged
   v1::TxState state = v1::TX_STATE_UNSPECIFIED;
-  std::string reason;
+  std::string reason;  // for a Resolve: what was done
 };
 
 // A transaction reached a final state (for metrics and logs).
@@ -142,7 +161,8 @@ struct Effects {
   std::vector<AppendLog> appends;
   std::vector<CallParticipant> calls;
   std::vector<SetTimer> timers;
-  std::vector<Reply> replies;
+  std::vector<Reply> replies;          // to Submit inputs
+  std::vector<Reply> resolve_replies;  // to Resolve inputs
   std::vector<Finished> finished;
   bool empty() const;
 };
@@ -163,6 +183,9 @@ class TwoPcCore {
   Effects Handle(const Acked& in);
   Effects Handle(const TimerFired& in);
   Effects Handle(const LogDone& in);
+  // Replies at once with NOT_FOUND if the core does not hold in.xid (the shell answers for
+  // transactions that are only in the log), or with a refusal (see the top of the file).
+  Effects Handle(const Resolve& in);
 
   // Resumes unfinished transactions from the log after a restart: PREPARING ones are aborted
   // (presumed abort) or, with resume_prepare_on_recovery, prepared again within what is left of
@@ -219,6 +242,7 @@ class TwoPcCore {
     int64_t created_unix_ms = 0;
     int64_t updated_unix_ms = 0;
     std::vector<Waiter> waiters;              // clients not yet replied to
+    std::vector<uint64_t> resolve_clients;    // Resolve inputs answered when their append is done
     std::map<uint64_t, TimerPurpose> timers;  // live timers; any other id is stale
   };
 
@@ -233,6 +257,12 @@ class TwoPcCore {
   void DropFromDecision(Tx& tx, uint32_t branch, Effects& out);
   void MaybeEnd(Tx& tx, Effects& out);
   void AppendEnd(Tx& tx, Effects& out);
+  // The refusal of in for tx's current state, or OK (twopc_resolve.cpp).
+  Status CheckResolve(const Tx& tx, const Resolve& in) const;
+  // The Resolved{retry} append completed: redeliver now, then answer (twopc_resolve.cpp).
+  void OnResolveLogged(Tx& tx, const Status& status, Effects& out);
+  // Answers the waiting Resolve clients: OK with the state, or why the append failed.
+  void ReplyResolvers(Tx& tx, const Status& status, const std::string& message, Effects& out);
   void RetryCallLater(Tx& tx, uint32_t branch, Phase phase, Effects& out);
   uint64_t ArmTimer(Tx& tx, TimerPurpose purpose, int64_t delay_ms, Effects& out);
   void CancelTimer(Tx& tx, uint64_t timer_id);

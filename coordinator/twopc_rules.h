@@ -1,6 +1,6 @@
 // Pure rules of the 2PC core that need no transaction state: what a valid submission is, which
-// submissions are the same. Which failures are final and the retry backoff are resilience/retry.h.
-// Private to coordinator/; the contract is in twopc_core.h.
+// submissions are the same, which resolutions never apply. Which failures are final and the retry
+// backoff are resilience/retry.h. Private to coordinator/; the contract is in twopc_core.h.
 #pragma once
 
 #include <algorithm>
@@ -41,6 +41,13 @@ bool SameBranches(const A& a, const B& b) {
       a.begin(), a.end(), b.begin(), b.end(), [](const v1::Branch& x, const v1::Branch& y) {
         return x.service() == y.service() && x.op() == y.op() && x.payload() == y.payload();
       });
+}
+
+// `treaty tx resolve --mark-compensated` names a saga step; a 2PC transaction has none.
+inline Status MarkCompensatedRefusal(const std::string& xid) {
+  return Status::InvalidArgument("xid=" + xid +
+                                 " is a 2PC transaction: it has no compensations to mark; use "
+                                 "--retry (redeliver its decision) or --abort (while preparing)");
 }
 
 // A branch that voted NO or READ_ONLY has nothing prepared and never needs the decision.

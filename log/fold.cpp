@@ -18,7 +18,7 @@ bool IsEmpty(const v1::TxnRecord& rec) {
 
 bool IsSagaEvent(v1::LogEvent::EventCase c) {
   return c == v1::LogEvent::kSagaBegun || c == v1::LogEvent::kStepChanged ||
-         c == v1::LogEvent::kSagaChanged || c == v1::LogEvent::kResolved;
+         c == v1::LogEvent::kSagaChanged;
 }
 
 bool IsKnownState(v1::TxState state) { return state >= v1::PREPARING && state <= v1::ABORTED; }
@@ -107,6 +107,26 @@ Status FoldEnded(const v1::LogEvent& event, v1::TxnRecord* rec) {
       return Status::FailedPrecondition(
           fmt::format("xid={} was never begun; refusing END", event.xid()));
   }
+}
+
+// An operator's resolution of a 2PC transaction. Only "retry" is logged as a Resolved event for
+// 2PC (an operator's abort is the ABORT decision itself, its reason naming who and why): it is
+// the record of who redelivered the decision and why, and changes no state.
+Status FoldTwoPcResolved(const v1::LogEvent& event, const v1::TxnRecord& rec) {
+  const v1::Resolved& resolved = event.resolved();
+  if (resolved.action() != "retry") {
+    return Status::InvalidArgument(
+        fmt::format("xid={} is a 2PC transaction; refusing resolve \"{}\" (only retry is logged "
+                    "for 2PC)",
+                    event.xid(), resolved.action()));
+  }
+  if (rec.state() != v1::COMMITTING && rec.state() != v1::ABORTING) {
+    return Status::FailedPrecondition(
+        fmt::format("xid={} is {}; refusing resolve retry (only a decided transaction still "
+                    "delivering its decision can be retried)",
+                    event.xid(), v1::TxState_Name(rec.state())));
+  }
+  return Status::Ok();
 }
 
 // ---- Sagas ----
@@ -356,8 +376,10 @@ Status Fold(const v1::LogEvent& event, uint64_t lsn, v1::TxnRecord* rec) {
       return Status::InvalidArgument(
           fmt::format("event of xid={} folded into the record of xid={}", event.xid(), rec->xid()));
     }
+    // Resolved belongs to both modes.
     if (IsSaga(*rec) != IsSagaEvent(event.event_case()) &&
-        event.event_case() != v1::LogEvent::EVENT_NOT_SET) {
+        event.event_case() != v1::LogEvent::EVENT_NOT_SET &&
+        event.event_case() != v1::LogEvent::kResolved) {
       return Status::FailedPrecondition(
           fmt::format("xid={} is a {}; refusing a {} event", event.xid(),
                       IsSaga(*rec) ? "saga" : "2PC transaction", IsSaga(*rec) ? "2PC" : "saga"));
@@ -393,9 +415,16 @@ Status Fold(const v1::LogEvent& event, uint64_t lsn, v1::TxnRecord* rec) {
       }
       status = FoldSagaBegun(event, rec);
       break;
+    case v1::LogEvent::kResolved:
+      if (IsEmpty(*rec)) {
+        status = Status::FailedPrecondition(
+            fmt::format("xid={} was never begun; refusing resolve", event.xid()));
+        break;
+      }
+      status = IsSaga(*rec) ? FoldSagaEvent(event, rec) : FoldTwoPcResolved(event, *rec);
+      break;
     case v1::LogEvent::kStepChanged:
     case v1::LogEvent::kSagaChanged:
-    case v1::LogEvent::kResolved:
       if (IsEmpty(*rec)) {
         status = Status::FailedPrecondition(
             fmt::format("xid={} was never begun; refusing a saga event", event.xid()));

@@ -84,6 +84,13 @@ FoldResult FoldEvent(const v1::LogRecord& record, std::optional<v1::SummaryRecor
     case v1::LogEvent::kStepChanged:
     case v1::LogEvent::kSagaChanged:
     case v1::LogEvent::kResolved: {
+      if (event.event_case() == v1::LogEvent::kResolved && rec->has_value() &&
+          (*rec)->summary().mode() != kModeSaga) {
+        // `tx resolve --retry` of a 2PC transaction: changes no state, but its event belongs to
+        // the transaction (retention purges it with the others).
+        if (IsFinished((*rec)->summary().state())) return result;  // refused by the log
+        break;
+      }
       if (saga == nullptr) return result;  // REQUIRES violated; nothing to fold into
       if (event.event_case() == v1::LogEvent::kSagaBegun) {
         if (event.saga_begun().saga().steps().empty()) return result;  // refused by the log

@@ -34,7 +34,8 @@ struct FoldResult {
 // Saga events also update *saga (the saga's client view: mode "saga", saga_state, steps; stored
 // under d/<xid>), which must hold the stored view of a saga record (nullopt otherwise); FoldEvent
 // resets it to nullopt when a 2PC BEGIN starts a new incarnation of the xid. saga may be null
-// when record is not a saga event.
+// when record is not a saga event. A Resolved event of a 2PC transaction (`tx resolve --retry`)
+// changes no state but is one of the transaction's events.
 FoldResult FoldEvent(const v1::LogRecord& record, std::optional<v1::SummaryRecord>* rec,
                      std::optional<v1::Transaction>* saga = nullptr);
 

@@ -4,7 +4,7 @@
 //   order-participant --service inventory|payment|shipping --listen 127.0.0.1:7201
 //                     --coordinator 127.0.0.1:7000[,...] --data-dir /tmp/inventory
 //                     [--stock widget=10,...] [--credit-limit 1000] [--fail-action NAME]...
-//                     [--log-level info]
+//                     [--advertise HOST:PORT] [--log-level info]
 //   order-participant state --listen 127.0.0.1:7201
 //   order-participant fault --listen 127.0.0.1:7202 --action charge --mode none|refuse|fail
 #include <pthread.h>
@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
   app.add_option("--listen", options.listen, "host:port to serve on")->capture_default_str();
   app.add_option("--coordinator", options.coordinator,
                  "Coordinator host:port, or a cluster's addresses comma-separated");
+  app.add_option("--advertise", options.advertise,
+                 "host:port the coordinator is told to call (default: the --listen address), "
+                 "e.g. a proxy in front of this service");
   app.add_option("--data-dir", options.data_dir, "Directory of this participant's RocksDB");
   app.add_option("--stock", stock, "inventory: initial stock for a new data dir, e.g. widget=10");
   app.add_option("--credit-limit", credit_limit, "payment: largest amount one charge may take")

@@ -59,6 +59,8 @@ int ConnectLoopback(uint16_t port) {
 struct FrameProxy::Conn {
   int down_fd = -1;  // the client's side
   int up_fd = -1;    // the upstream server's side
+  // Serializes writes to up_fd (the request pump and ReleaseHeld).
+  std::mutex up_write_mu;
   ~Conn() {
     if (down_fd >= 0) ::close(down_fd);
     if (up_fd >= 0) ::close(up_fd);
@@ -131,6 +133,33 @@ int FrameProxy::dropped(const std::string& method) const {
   return it == dropped_.end() ? 0 : it->second;
 }
 
+void FrameProxy::HoldRequests(const std::string& method) {
+  std::lock_guard<std::mutex> lock(mu_);
+  hold_methods_.insert(method);
+}
+
+int FrameProxy::ReleaseHeld() {
+  std::vector<std::pair<std::weak_ptr<Conn>, std::string>> held;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    hold_methods_.clear();
+    held.swap(held_);
+  }
+  int forwarded = 0;
+  for (const auto& [weak, frame] : held) {
+    std::shared_ptr<Conn> conn = weak.lock();
+    if (!conn) continue;
+    std::lock_guard<std::mutex> lock(conn->up_write_mu);
+    if (WriteAll(conn->up_fd, frame.data(), frame.size())) ++forwarded;
+  }
+  return forwarded;
+}
+
+int FrameProxy::held() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(held_.size());
+}
+
 void FrameProxy::AcceptLoop() {
   while (!stopping_) {
     int down = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -176,6 +205,13 @@ void FrameProxy::PumpRequests(const std::shared_ptr<Conn>& conn) {
     v1::Envelope env;
     if (env.ParseFromString(body) && !env.is_response()) {
       if (!Admit(env.method())) continue;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (hold_methods_.count(env.method()) != 0) {
+          held_.emplace_back(conn, std::string(header, sizeof(header)) + body);
+          continue;
+        }
+      }
       if (rewrite_) {
         rewrite_(env.method(), *env.mutable_payload());
         body = env.SerializeAsString();
@@ -183,6 +219,7 @@ void FrameProxy::PumpRequests(const std::shared_ptr<Conn>& conn) {
         std::memcpy(header, &out_len, sizeof(out_len));
       }
     }
+    std::lock_guard<std::mutex> lock(conn->up_write_mu);
     if (!WriteAll(conn->up_fd, header, sizeof(header)) ||
         !WriteAll(conn->up_fd, body.data(), body.size())) {
       break;

@@ -1,7 +1,8 @@
 // A loopback TCP proxy that understands Treaty RPC frames (4-byte big-endian length + Envelope),
 // for fault injection: it forwards every frame between its clients and one upstream server, and can
-// rewrite request frames or swallow the requests of chosen methods (the caller then sees a timeout,
-// as if the network lost them). Responses are forwarded untouched.
+// rewrite request frames, swallow the requests of chosen methods (the caller then sees a timeout,
+// as if the network lost them) or hold them back and deliver them later (a request delayed on the
+// network past its caller's deadline). Responses are forwarded untouched.
 //
 // Thread-safety: all methods may be called from any thread. Each connection is served by two
 // threads (fine for the handful of connections a test makes).
@@ -16,6 +17,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -54,6 +56,14 @@ class FrameProxy {
   // How many requests of this method were swallowed so far.
   int dropped(const std::string& method) const;
 
+  // Requests of this method are held back from now on (not forwarded) until ReleaseHeld.
+  void HoldRequests(const std::string& method);
+  // Stops holding and forwards every held request now, in arrival order, on its connection (if
+  // that is still open). Returns how many were forwarded.
+  int ReleaseHeld();
+  // How many requests are held right now.
+  int held() const;
+
  private:
   struct Conn;
   void AcceptLoop();
@@ -72,6 +82,9 @@ class FrameProxy {
   mutable std::mutex mu_;
   std::set<std::string> drop_methods_;
   std::map<std::string, int> dropped_;
+  std::set<std::string> hold_methods_;
+  // Held request frames (length header included) and the connection each came on.
+  std::vector<std::pair<std::weak_ptr<Conn>, std::string>> held_;
   std::vector<std::shared_ptr<Conn>> conns_;
   std::vector<std::thread> pumps_;
 };

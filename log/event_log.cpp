@@ -11,10 +11,12 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 
+#include "log/event_log_impl.h"
 #include "log/log.h"
 #include "log/purge.h"
 #include "log/store.h"
@@ -23,6 +25,9 @@ namespace treaty::log {
 namespace {
 
 using internal::LsnKey;
+using internal::Pending;
+using internal::Staged;
+using internal::StagedMap;
 using internal::Store;
 
 constexpr char kFaultEnv[] = "TREATY_FAULT_LOG_FAIL_EVERY";
@@ -33,20 +38,6 @@ constexpr char kFaultEnv[] = "TREATY_FAULT_LOG_FAIL_EVERY";
 constexpr size_t kMaxBatchBytes = size_t{64} << 20;
 // Hard cap on one WriteBatch; an Append whose events alone exceed it is refused.
 constexpr size_t kMaxWriteBytes = size_t{1} << 30;
-
-struct Pending {
-  std::vector<v1::LogEvent> events;
-  AppendDone done;
-  size_t bytes = 0;  // encoded size of events
-  bool barrier = false;  // no events: completes when everything queued before it is written
-};
-
-// A transaction record as the batch under construction sees it.
-struct Staged {
-  v1::TxnRecord rec;
-  bool in_txns = false;  // the txns column family holds a version of it (delete it on finishing)
-};
-using StagedMap = std::unordered_map<std::string, Staged>;
 
 // Finished records move from txns to outcomes: a 2PC transaction after END, a saga once
 // COMPLETED or COMPENSATED (a STUCK saga stays active).
@@ -76,70 +67,32 @@ Status ReadFaultEnv(LogOptions* options) {
 
 }  // namespace
 
-struct EventLog::Impl {
-  Impl(LogOptions opts, std::unique_ptr<Store> db, uint64_t recovered_lsn)
-      : options_(std::move(opts)), store_(std::move(db)), last_lsn_(recovered_lsn) {}
-
-  void Enqueue(std::vector<v1::LogEvent> new_events, AppendDone done, bool barrier = false);
-  // Stops accepting appends, completes everything queued, joins the writer.
-  void Shutdown();
-
-  // Writer thread.
-  void WriterLoop();
-  void ProcessBatch(std::vector<Pending>& batch);
-  // Folds one Append over batch_state and adds its events to wb; on error adds nothing.
-  Status StageAppend(const Pending& append, uint64_t first_lsn, StagedMap* batch_state,
-                     rocksdb::WriteBatch* wb);
-  // Adds the txns/outcomes records of batch_state to wb.
-  Status StageRecords(const StagedMap& batch_state, rocksdb::WriteBatch* wb);
-  Result<Staged> Current(const std::string& xid, const StagedMap& batch_state) const;
-  Status Write(rocksdb::WriteBatch* wb);
-
-  Result<std::optional<v1::TxnRecord>> Get(rocksdb::ColumnFamilyHandle* family,
-                                           std::string_view xid) const;
-
-  const LogOptions options_;
-  const std::unique_ptr<Store> store_;
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Pending> queue_;  // guarded by mu_
-  bool stopping_ = false;      // guarded by mu_
-  std::thread writer_;
-
-  // Owned by the writer thread.
-  Status failed_;                                   // set for good after a failed database write
-  std::atomic<bool> stopped_after_failure_{false};  // mirrors !failed_.ok() for other threads
-  uint64_t write_attempts_ = 0;
-
-  std::atomic<uint64_t> last_lsn_;
-  std::atomic<uint64_t> appends_{0};
-  std::atomic<uint64_t> events_{0};
-  std::atomic<uint64_t> batches_{0};
-  std::atomic<uint64_t> syncs_{0};
-  std::atomic<uint64_t> sync_micros_{0};
-};
-
-void EventLog::Impl::Enqueue(std::vector<v1::LogEvent> new_events, AppendDone done,
-                             bool barrier) {
-  size_t bytes = 0;
-  for (const v1::LogEvent& event : new_events) bytes += event.ByteSizeLong();
+void EventLog::Impl::Enqueue(Pending pending) {
+  for (const v1::LogEvent& event : pending.events) pending.bytes += event.ByteSizeLong();
+  if (replica_) {
+    internal::ReplicaEnqueue(*replica_, std::move(pending));
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_) {
-      queue_.push_back({std::move(new_events), std::move(done), bytes, barrier});
+      queue_.push_back(std::move(pending));
       cv_.notify_one();
       return;
     }
   }
-  if (done) {
-    done(Status::Unavailable(
-             fmt::format("the log in {} is shutting down; append refused", store_->dir())),
-         0);
+  if (pending.done) {
+    pending.done(Status::Unavailable(fmt::format(
+                     "the log in {} is shutting down; append refused", store_->dir())),
+                 0);
   }
 }
 
 void EventLog::Impl::Shutdown() {
+  if (replica_) {
+    internal::ReplicaShutdown(*replica_);
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
@@ -183,7 +136,7 @@ void EventLog::Impl::ProcessBatch(std::vector<Pending>& batch) {
     uint64_t next = first;
     for (size_t i = 0; i < batch.size(); ++i) {
       if (batch[i].barrier) continue;  // OK once the batch (everything before it) is written
-      results[i] = StageAppend(batch[i], next, &batch_state, &wb);
+      results[i] = StageAppend(batch[i].events, next, &batch_state, &wb);
       if (results[i].ok()) {
         next += batch[i].events.size();
         last[i] = next - 1;
@@ -209,6 +162,11 @@ void EventLog::Impl::ProcessBatch(std::vector<Pending>& batch) {
     }
   }
   appends_.fetch_add(batch.size());
+  Complete(batch, results, last);
+}
+
+void EventLog::Impl::Complete(std::vector<Pending>& batch, std::vector<Status>& results,
+                              const std::vector<uint64_t>& last) {
   for (size_t i = 0; i < batch.size(); ++i) {
     if (!batch[i].done) continue;
     try {
@@ -250,14 +208,14 @@ Status EventLog::Impl::StageRecords(const StagedMap& batch_state, rocksdb::Write
   return Status::Ok();
 }
 
-Status EventLog::Impl::StageAppend(const Pending& append, uint64_t first_lsn,
+Status EventLog::Impl::StageAppend(const std::vector<v1::LogEvent>& events, uint64_t first_lsn,
                                    StagedMap* batch_state, rocksdb::WriteBatch* wb) {
-  if (append.events.empty()) return Status::InvalidArgument("an Append needs at least one event");
+  if (events.empty()) return Status::InvalidArgument("an Append needs at least one event");
   // This Append's view of its transactions; merged into batch_state only if every event folds.
   StagedMap mine;
   std::vector<std::pair<std::string, std::string>> puts;
   uint64_t lsn = first_lsn;
-  for (const v1::LogEvent& event : append.events) {
+  for (const v1::LogEvent& event : events) {
     if (event.xid().empty()) return Status::InvalidArgument("log event has no xid");
     auto it = mine.find(event.xid());
     if (it == mine.end()) {
@@ -341,7 +299,10 @@ Result<std::optional<v1::TxnRecord>> EventLog::Impl::Get(rocksdb::ColumnFamilyHa
 Result<std::unique_ptr<EventLog>> EventLog::Open(const LogOptions& options) {
   LogOptions opts = options;
   if (opts.cluster) {
-    return Status::InvalidArgument("cluster mode is not available in this build yet");
+    // The Raft log is the durable copy: an applied batch need not be synced (after a crash the
+    // entries after the stored applied index are applied again).
+    opts.sync = false;
+    opts.group_commit = true;
   }
   if (opts.max_batch_events == 0) {
     return Status::InvalidArgument("max_batch_events must be at least 1");
@@ -369,7 +330,11 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const LogOptions& options) {
   }
   spdlog::info("log: opened {}, last lsn={}", opts.dir, recovered);
   auto impl = std::make_unique<Impl>(std::move(opts), std::move(*store), recovered);
-  impl->writer_ = std::thread([raw = impl.get()] { raw->WriterLoop(); });
+  if (impl->options_.cluster) {
+    TREATY_RETURN_IF_ERROR(internal::StartReplica(impl.get()));
+  } else {
+    impl->writer_ = std::thread([raw = impl.get()] { raw->WriterLoop(); });
+  }
   return std::unique_ptr<EventLog>(new EventLog(std::move(impl)));
 }
 
@@ -380,7 +345,10 @@ EventLog::~EventLog() {
 }
 
 void EventLog::Append(std::vector<v1::LogEvent> events, AppendDone done) {
-  impl_->Enqueue(std::move(events), std::move(done));
+  Pending pending;
+  pending.events = std::move(events);
+  pending.done = std::move(done);
+  impl_->Enqueue(std::move(pending));
 }
 
 Result<std::vector<v1::TxnRecord>> EventLog::LoadActive() const {
@@ -437,11 +405,40 @@ Result<std::vector<v1::LogRecord>> EventLog::Read(uint64_t from_lsn, size_t max)
   return out;
 }
 
+namespace {
+// Cluster mode: replicates pending and waits for it to be applied here.
+Status ReplicateAndWait(EventLog::Impl& impl, Pending pending) {
+  auto done = std::make_shared<std::promise<Status>>();
+  std::future<Status> result = done->get_future();
+  pending.done = [done](Status status, uint64_t) { done->set_value(std::move(status)); };
+  impl.Enqueue(std::move(pending));
+  if (result.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    return Status::Unavailable("the cluster did not commit the write within 10 s");
+  }
+  return result.get();
+}
+}  // namespace
+
 Result<PurgeResult> EventLog::Purge(const std::vector<PurgeRequest>& requests) {
+  if (impl_->replica_) {
+    // Every node must delete the same records (a purged outcome changes what later appends
+    // fold over), so retention is a replicated operation decided by the leader.
+    Pending pending;
+    pending.purges = requests;
+    pending.purge_result = std::make_shared<PurgeResult>();
+    auto result = pending.purge_result;
+    TREATY_RETURN_IF_ERROR(ReplicateAndWait(*impl_, std::move(pending)));
+    return *result;
+  }
   return internal::Purge(*impl_->store_, requests, impl_->last_lsn_.load());
 }
 
 Status EventLog::PutMeta(std::string_view key, std::string_view value) {
+  if (impl_->replica_) {
+    Pending pending;
+    pending.meta.emplace(std::string(key), std::string(value));
+    return ReplicateAndWait(*impl_, std::move(pending));
+  }
   rocksdb::WriteOptions write_options;
   write_options.sync = true;
   const rocksdb::Status s =
@@ -491,22 +488,30 @@ LogStats EventLog::Stats() const {
 
 void EventLog::Barrier(AppendDone done) {
   // Single node: every completed Append is durable; a barrier only has to follow those queued.
-  impl_->Enqueue({}, std::move(done), /*barrier=*/true);
+  Pending pending;
+  pending.barrier = true;
+  pending.done = std::move(done);
+  impl_->Enqueue(std::move(pending));
 }
 
 ClusterState EventLog::cluster_state() const {
+  if (impl_->replica_) return internal::ReplicaState(*impl_->replica_);
   ClusterState state;
   state.role = ClusterRole::kSingle;
   state.serving = !impl_->stopped_after_failure_.load();
   return state;
 }
 
-ClusterState EventLog::WaitClusterChange(uint64_t /*seen_epoch*/, int64_t timeout_ms) const {
+ClusterState EventLog::WaitClusterChange(uint64_t seen_epoch, int64_t timeout_ms) const {
+  if (impl_->replica_) return internal::ReplicaWait(*impl_->replica_, seen_epoch, timeout_ms);
   std::this_thread::sleep_for(std::chrono::milliseconds(timeout_ms));
   return cluster_state();
 }
 
-std::vector<ClusterPeer> EventLog::cluster_peers() const { return {}; }
+std::vector<ClusterPeer> EventLog::cluster_peers() const {
+  if (!impl_->options_.cluster) return {};
+  return impl_->options_.cluster->peers;
+}
 
 std::string_view ClusterRoleName(ClusterRole role) {
   switch (role) {

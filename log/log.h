@@ -205,8 +205,9 @@ class EventLog {
   // The configured voters (empty for a single-node log).
   std::vector<ClusterPeer> cluster_peers() const;
 
+  struct Impl;  // log/event_log_impl.h
+
  private:
-  struct Impl;
   explicit EventLog(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

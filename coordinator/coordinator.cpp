@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <asio.hpp>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -13,6 +14,7 @@
 #include "common/clock.h"
 #include "common/random.h"
 #include "coordinator/admin_http.h"
+#include "coordinator/cluster_mode.h"
 #include "coordinator/metrics.h"
 #include "coordinator/read_side.h"
 #include "coordinator/registry.h"
@@ -37,7 +39,9 @@ namespace {
 
 // The data directory holds one folder per store. Anything else there means the directory belongs
 // to something else, and treatyd refuses it rather than write beside foreign files.
-constexpr const char* kDataDirEntries[] = {"log", "readmodel"};
+constexpr const char* kDataDirEntries[] = {"log", "readmodel", "raft"};
+
+}  // namespace
 
 Status CheckDataDir(const std::string& dir) {
   namespace fs = std::filesystem;
@@ -64,16 +68,20 @@ Status CheckDataDir(const std::string& dir) {
   return Status::Ok();
 }
 
-}  // namespace
-
 struct Coordinator::Impl {
   CoordinatorOptions options;
   SystemClock clock;
   SeededRandom random{EntropySeed()};
+  // The log's completions of this coordinator's appends and barriers not run yet; ~Impl waits for
+  // them (a shared cluster log outlives the coordinator). Before the log: its last completions
+  // run while it closes.
+  PendingCallbacks pending;
   // Declared before the log so that it is destroyed after it: the log's last completions post
   // into this (already stopped) io_context.
   net::IoThread io_thread;
-  std::unique_ptr<log::EventLog> log;
+  std::unique_ptr<log::EventLog> owned_log;  // single node: opened by Start
+  log::EventLog* log = nullptr;              // owned_log or options.log
+  std::unique_ptr<ClusterGate> gate;
   // After the log (closed before it), before the server, admin and metrics (gone before it).
   std::unique_ptr<ReadSide> read_side;
   std::unique_ptr<Registry> registry;
@@ -87,11 +95,14 @@ struct Coordinator::Impl {
   std::unordered_map<uint64_t, net::Responder> waiting;  // Submit callers by client id
   uint64_t next_client = 1;
   bool stopped = false;
+  // Set (on the I/O thread) once it stopped after losing the leadership; read by the owner.
+  std::atomic<bool> lost_leadership{false};
 
   // Stops the I/O thread before any member it uses is destroyed.
   ~Impl() {
     if (server) server->Stop();
     io_thread.Stop();
+    pending.WaitIdle();
   }
 
   asio::io_context& io() { return io_thread.io(); }
@@ -120,15 +131,16 @@ struct Coordinator::Impl {
     LogStep step = a.step;
     std::vector<v1::LogEvent> events;
     events.push_back(std::move(a.event));
-    log->Append(std::move(events), [this, xid, step](Status s, uint64_t) {
+    log->Append(std::move(events), pending.Track([this, xid, step](Status s, uint64_t) {
       asio::post(io(), [this, xid, step, s] {
+        if (stopped) return;
         if (!s.ok()) {
           spdlog::error("xid={} log append failed: {}", xid, s.ToString());
-          if (log->stopped_after_failure()) return Fatal(s);
+          if (log->stopped_after_failure() || gate->LeadershipLost(s)) return Fatal(s);
         }
         Execute(core->Handle(LogDone{xid, step, s}));
       });
-    });
+    }));
   }
 
   void Call(CallParticipant c) {
@@ -196,10 +208,23 @@ struct Coordinator::Impl {
     respond(resp.SerializeAsString());
   }
 
-  // Fail-stop: nothing more is decided or sent; the owner is told to stop the process.
+  // Fail-stop: nothing more is decided or sent; the owner is told to stop the process. A cluster
+  // leader that lost the leadership stops the same way, but the process goes on (its owner
+  // starts a follower): the new leader recovers the transactions from the replicated log.
   void Fatal(const Status& s) {
     if (stopped) return;
     stopped = true;
+    if (gate->LeadershipLost(s)) {
+      lost_leadership = true;
+      spdlog::warn("coordinator: leadership lost ({}); no longer driving {} transactions",
+                   s.ToString(), active());
+      const Status unknown =
+          Status::Unavailable("leadership lost; outcome unknown, retry with the same xid");
+      for (auto& [client, respond] : waiting) respond(unknown);
+      waiting.clear();
+      sagas->FailWaiting(unknown);
+      return;
+    }
     spdlog::critical("coordinator stopping: {}", s.ToString());
     if (options.on_fatal) options.on_fatal(s);
   }
@@ -390,16 +415,39 @@ struct Coordinator::Impl {
     respond(ResolveRefusalForLogged(req, **found));
   }
 
-  Result<std::string> HandleQueryOutcome(const v1::QueryOutcomeRequest& req) {
+  void HandleQueryOutcome(const v1::QueryOutcomeRequest& req, net::Responder respond) {
+    if (core->OutcomeOf(req.xid()) || !gate->clustered()) return respond(OutcomeOf(req.xid()));
+    // Not held here. In a cluster, "unknown => ABORT" is only safe once no other leader can have
+    // begun the xid: the barrier commits only while this node still leads, and once it is applied
+    // every decision of earlier leaders is in the local state.
+    log->Barrier(pending.Track([this, xid = req.xid(), respond](Status s, uint64_t) {
+      asio::post(io(), [this, xid, respond, s] {
+        if (!s.ok()) return respond(gate->NotLeader());
+        if (stopped) return respond(Status::Unavailable("coordinator is shutting down"));
+        respond(OutcomeOf(xid));
+      });
+    }));
+  }
+
+  // The outcome of xid from the core, else from the log (presumed abort for an unknown xid).
+  Result<std::string> OutcomeOf(const std::string& xid) {
     v1::QueryOutcomeResponse resp;
-    if (auto outcome = core->OutcomeOf(req.xid())) {
+    if (auto outcome = core->OutcomeOf(xid)) {
       resp.set_outcome(*outcome);
       return resp.SerializeAsString();
     }
-    auto found = log->Find(req.xid());
+    auto found = log->Find(xid);
     if (!found.ok()) return found.status();
     resp.set_outcome(found->has_value() ? OutcomeOfRecord(**found) : v1::OUTCOME_ABORT);
     return resp.SerializeAsString();
+  }
+
+  // Why a leader-only request is refused now, or OK. In a cluster, a deposed leader must not
+  // answer from its stale state: NotLeader until it is replaced.
+  Status Refusal() const {
+    TREATY_RETURN_IF_ERROR(gate->CheckServing());
+    if (stopped) return Status::Unavailable("coordinator is shutting down");
+    return Status::Ok();
   }
 
   Result<std::string> HandleRegister(const v1::RegisterRequest& req) {
@@ -437,7 +485,7 @@ struct Coordinator::Impl {
   template <typename Req, typename Fn>
   void Serve(const char* method, Fn fn) {
     server->Register(method, [this, fn](std::string payload, uint32_t, net::Responder respond) {
-      if (stopped) return respond(Status::Unavailable("coordinator is shutting down"));
+      if (Status refused = Refusal(); !refused.ok()) return respond(refused);
       auto req = net::DecodeRequest<Req>(payload);
       if (!req.ok()) return respond(req.status());
       respond(fn(*req));
@@ -447,27 +495,32 @@ struct Coordinator::Impl {
   void RegisterHandlers() {
     server->Register(v1::methods::kSubmit,
                      [this](std::string payload, uint32_t, net::Responder respond) {
-                       if (stopped) return respond(Status::Unavailable("shutting down"));
+                       if (Status no = Refusal(); !no.ok()) return respond(no);
                        auto req = net::DecodeRequest<v1::SubmitRequest>(payload);
                        if (!req.ok()) return respond(req.status());
                        HandleSubmit(std::move(*req), std::move(respond));
                      });
     server->Register(v1::methods::kSubmitSaga,
                      [this](std::string payload, uint32_t, net::Responder respond) {
-                       if (stopped) return respond(Status::Unavailable("shutting down"));
+                       if (Status no = Refusal(); !no.ok()) return respond(no);
                        auto req = net::DecodeRequest<v1::SubmitSagaRequest>(payload);
                        if (!req.ok()) return respond(req.status());
                        HandleSubmitSaga(std::move(*req), std::move(respond));
                      });
     server->Register(v1::methods::kResolve,
                      [this](std::string payload, uint32_t, net::Responder respond) {
-                       if (stopped) return respond(Status::Unavailable("shutting down"));
+                       if (Status no = Refusal(); !no.ok()) return respond(no);
                        auto req = net::DecodeRequest<v1::ResolveRequest>(payload);
                        if (!req.ok()) return respond(req.status());
                        HandleResolve(*req, std::move(respond));
                      });
-    Serve<v1::QueryOutcomeRequest>(v1::methods::kQueryOutcome,
-                                   [this](const auto& r) { return HandleQueryOutcome(r); });
+    server->Register(v1::methods::kQueryOutcome,
+                     [this](std::string payload, uint32_t, net::Responder respond) {
+                       if (Status no = Refusal(); !no.ok()) return respond(no);
+                       auto req = net::DecodeRequest<v1::QueryOutcomeRequest>(payload);
+                       if (!req.ok()) return respond(req.status());
+                       HandleQueryOutcome(*req, std::move(respond));
+                     });
     Serve<v1::RegisterRequest>(v1::methods::kRegister,
                                [this](const auto& r) { return HandleRegister(r); });
     Serve<v1::ListServicesRequest>(v1::methods::kListServices,
@@ -477,70 +530,99 @@ struct Coordinator::Impl {
 
 Result<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions& options) {
   if (options.data_dir.empty()) return Status::InvalidArgument("--data-dir is required");
+  if (options.follower && options.log == nullptr) {
+    return Status::InvalidArgument("a follower coordinator needs the cluster's log");
+  }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   TREATY_RETURN_IF_ERROR(CheckDataDir(options.data_dir));
-  log::LogOptions log_options;
-  log_options.dir = options.data_dir + "/log";
-  log_options.group_commit = options.group_commit;
-  auto log = log::EventLog::Open(log_options);
-  if (!log.ok()) return log.status();
-  impl->log = std::move(*log);
-  impl->registry = std::make_unique<Registry>(*impl->log, options.registry);
-  TREATY_RETURN_IF_ERROR(impl->registry->Load(impl->clock.NowMs()));
-  auto active = impl->log->LoadActive();
-  if (!active.ok()) return active.status();
-  impl->metrics = std::make_unique<Metrics>(impl->log.get());
-  TREATY_RETURN_IF_ERROR(resilience::Validate(options.core.retry).WithPrefix("retry policy"));
-  TREATY_RETURN_IF_ERROR(resilience::Validate(options.caller.breaker).WithPrefix("breaker"));
-  TREATY_RETURN_IF_ERROR(resilience::Validate(options.admission).WithPrefix("admission"));
-  impl->core = std::make_unique<TwoPcCore>(options.core, impl->clock, impl->random);
-  impl->caller = std::make_unique<ParticipantCaller>(impl->io(), impl->clock, options.caller,
-                                                     &impl->metrics->registry());
-  impl->admission = std::make_unique<resilience::KeyedTokenBuckets>(options.admission);
-  SagaShell::Env env;
-  env.io = &impl->io();
-  env.clock = &impl->clock;
-  env.random = &impl->random;
-  env.log = impl->log.get();
-  env.registry = impl->registry.get();
-  env.caller = impl->caller.get();
-  env.metrics = impl->metrics.get();
-  Impl* raw = impl.get();
-  env.fatal = [raw](const Status& s) { raw->Fatal(s); };
-  env.stopped = [raw] { return raw->stopped; };
-  env.on_change = [raw] { raw->metrics->SetActive(raw->active()); };
-  impl->sagas = std::make_unique<SagaShell>(std::move(env), options.saga);
+  if (options.log != nullptr) {
+    impl->log = options.log;
+  } else {
+    log::LogOptions log_options;
+    log_options.dir = options.data_dir + "/log";
+    log_options.group_commit = options.group_commit;
+    auto log = log::EventLog::Open(log_options);
+    if (!log.ok()) return log.status();
+    impl->owned_log = std::move(*log);
+    impl->log = impl->owned_log.get();
+  }
+  impl->gate =
+      std::make_unique<ClusterGate>(*impl->log, options.follower, options.client_address_of);
+  impl->metrics = std::make_unique<Metrics>(impl->log);
   impl->server = std::make_unique<net::RpcServer>(impl->io());
-  impl->RegisterHandlers();
-  auto read_side = ReadSide::Open(options.read_side, options.data_dir, *impl->log, impl->clock,
-                                  [raw](const std::string& xid) {
-                                    auto held = raw->core->Get(xid);
-                                    return held ? held : raw->sagas->Get(xid);
-                                  });
+  Impl* raw = impl.get();
+  ReadSideOptions read_side_options = options.read_side;
+  ReadSide::LiveView live;
+  std::vector<v1::TxnRecord> active;
+  if (options.follower) {
+    // Retention deletes from the log, which only the leader writes; the leader's purges reach
+    // this node's log through Raft. (0 turns both retentions off.)
+    read_side_options.event_retention_ms = 0;
+  } else {
+    impl->registry = std::make_unique<Registry>(*impl->log, options.registry);
+    TREATY_RETURN_IF_ERROR(impl->registry->Load(impl->clock.NowMs()));
+    auto loaded = impl->log->LoadActive();
+    if (!loaded.ok()) return loaded.status();
+    active = std::move(*loaded);
+    TREATY_RETURN_IF_ERROR(resilience::Validate(options.core.retry).WithPrefix("retry policy"));
+    TREATY_RETURN_IF_ERROR(resilience::Validate(options.caller.breaker).WithPrefix("breaker"));
+    TREATY_RETURN_IF_ERROR(resilience::Validate(options.admission).WithPrefix("admission"));
+    impl->core = std::make_unique<TwoPcCore>(options.core, impl->clock, impl->random);
+    impl->caller = std::make_unique<ParticipantCaller>(impl->io(), impl->clock, options.caller,
+                                                       &impl->metrics->registry());
+    impl->admission = std::make_unique<resilience::KeyedTokenBuckets>(options.admission);
+    SagaShell::Env env;
+    env.io = &impl->io();
+    env.clock = &impl->clock;
+    env.random = &impl->random;
+    env.log = impl->log;
+    env.registry = impl->registry.get();
+    env.caller = impl->caller.get();
+    env.metrics = impl->metrics.get();
+    env.fatal = [raw](const Status& s) { raw->Fatal(s); };
+    env.leadership_lost = [raw](const Status& s) { return raw->gate->LeadershipLost(s); };
+    env.track = [raw](log::AppendDone done) { return raw->pending.Track(std::move(done)); };
+    env.stopped = [raw] { return raw->stopped; };
+    env.on_change = [raw] { raw->metrics->SetActive(raw->active()); };
+    impl->sagas = std::make_unique<SagaShell>(std::move(env), options.saga);
+    impl->RegisterHandlers();
+    live = [raw](const std::string& xid) {
+      auto held = raw->core->Get(xid);
+      return held ? held : raw->sagas->Get(xid);
+    };
+  }
+  ServeClusterStatus(*impl->server, *impl->gate);
+  auto read_side =
+      ReadSide::Open(read_side_options, options.data_dir, *impl->log, impl->clock, std::move(live));
   if (!read_side.ok()) return read_side.status();
   impl->read_side = std::move(*read_side);
   impl->read_side->Attach(*impl->server, *impl->metrics);
+  if (options.follower) ServeNotLeader(*impl->server, *impl->gate);
 
-  // Resume unfinished transactions before the first client request is read.
-  std::vector<v1::TxnRecord> two_pc;
-  std::vector<v1::TxnRecord> sagas;
-  for (auto& rec : *active) {
-    (rec.mode() == saga::kSagaMode ? sagas : two_pc).push_back(std::move(rec));
+  if (!options.follower) {
+    // Resume unfinished transactions before the first client request is read.
+    std::vector<v1::TxnRecord> two_pc;
+    std::vector<v1::TxnRecord> sagas;
+    for (auto& rec : active) {
+      (rec.mode() == saga::kSagaMode ? sagas : two_pc).push_back(std::move(rec));
+    }
+    spdlog::info("recovering {} unfinished transactions and {} sagas from {}", two_pc.size(),
+                 sagas.size(), options.data_dir);
+    asio::post(impl->io(), [raw, two_pc = std::move(two_pc), sagas = std::move(sagas)] {
+      raw->Execute(raw->core->Recover(two_pc));
+      raw->sagas->Recover(sagas);
+    });
   }
-  spdlog::info("recovering {} unfinished transactions and {} sagas from {}", two_pc.size(),
-               sagas.size(), options.data_dir);
-  asio::post(impl->io(), [raw, two_pc = std::move(two_pc), sagas = std::move(sagas)] {
-    raw->Execute(raw->core->Recover(two_pc));
-    raw->sagas->Recover(sagas);
-  });
   TREATY_RETURN_IF_ERROR(impl->server->Listen(options.listen));
-  spdlog::info("treatyd listening on {} (data dir {}, group commit {})", options.listen,
+  spdlog::info("treatyd listening on {} as {} (data dir {}, group commit {})", options.listen,
+               options.follower ? "follower" : (impl->gate->clustered() ? "leader" : "single node"),
                options.data_dir, options.group_commit ? "on" : "off");
   if (!options.admin.empty()) {
     auto admin = AdminServer::Start(options.admin, [raw] { return raw->metrics->Scrape(); });
     if (!admin.ok()) return admin.status();
     impl->admin = std::move(*admin);
+    impl->admin->AddRoute("/readyz", [raw](const HttpRequest&) { return raw->gate->Readiness(); });
   }
   impl->read_side->Start(impl->admin.get());
   return std::unique_ptr<Coordinator>(new Coordinator(std::move(impl)));
@@ -560,6 +642,7 @@ void Coordinator::Stop() {
 }
 
 uint16_t Coordinator::port() const { return impl_->server->port(); }
+bool Coordinator::lost_leadership() const { return impl_->lost_leadership; }
 uint16_t Coordinator::admin_port() const { return impl_->admin ? impl_->admin->port() : 0; }
 
 }  // namespace treaty::coordinator

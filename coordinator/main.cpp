@@ -1,15 +1,129 @@
 // treatyd: the Treaty coordinator daemon.
 #include <signal.h>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "common/logging.h"
+#include "coordinator/cluster_mode.h"
 #include "coordinator/coordinator.h"
+#include "log/log.h"
+#include "net/rpc.h"
+
+namespace {
+
+using treaty::Status;
+using treaty::coordinator::Coordinator;
+using treaty::coordinator::CoordinatorOptions;
+
+// How often the role loop looks at the node's Raft state when nothing changes (it wakes at once
+// on a change), and so the longest SIGINT/SIGTERM waits to be noticed, milliseconds.
+constexpr int64_t kRolePollMs = 200;
+
+// Set by on_fatal (any thread), read by main after the signal it sends.
+struct FatalState {
+  std::mutex mu;
+  Status status;
+};
+
+// Cluster mode: opens the Raft-replicated log, then runs the coordinator that fits the node's
+// role until SIGINT/SIGTERM (signals must be blocked in every thread): a leader coordinator while
+// the node is the serving leader (a new one for every term), else a follower coordinator. Each
+// replacement destroys the old coordinator first, so the same ports are bound again. Returns the
+// process exit code.
+int RunCluster(CoordinatorOptions options, treaty::log::ClusterOptions cluster,
+               const sigset_t& signals, FatalState& fatal) {
+  if (Status dir = treaty::coordinator::CheckDataDir(options.data_dir); !dir.ok()) {
+    std::fprintf(stderr, "treatyd: %s\n", dir.ToString().c_str());
+    return 1;
+  }
+  treaty::log::LogOptions log_options;
+  log_options.dir = options.data_dir + "/log";
+  log_options.group_commit = options.group_commit;
+  log_options.cluster = std::move(cluster);
+  auto opened = treaty::log::EventLog::Open(log_options);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "treatyd: %s\n", opened.status().ToString().c_str());
+    return 1;
+  }
+  std::unique_ptr<treaty::log::EventLog> log = std::move(*opened);
+  options.log = log.get();
+  // A transaction left PREPARING by a previous leader is prepared again, not presumed aborted:
+  // a failover is latency for the client, not a rollback (twopc_core.h).
+  options.core.resume_prepare_on_recovery = true;
+  // Losing the leadership is not fatal (the loop starts a follower); a local write failure is.
+  auto on_fatal = options.on_fatal;
+  options.on_fatal = [on_fatal, raw = log.get()](const Status& s) {
+    if (raw->stopped_after_failure()) on_fatal(s);
+  };
+
+  std::unique_ptr<Coordinator> coordinator;
+  bool running = false;
+  bool running_leader = false;
+  uint64_t running_term = 0;
+  treaty::log::ClusterState state = log->cluster_state();
+  const timespec no_wait{0, 0};
+  while (sigtimedwait(&signals, nullptr, &no_wait) < 0) {
+    const bool leader = state.role == treaty::log::ClusterRole::kLeader && state.serving;
+    // A leader coordinator that stopped because an append failed for lack of leadership is
+    // replaced too, even if the loop saw no change of role or term.
+    if (!running || leader != running_leader || (leader && state.term != running_term) ||
+        coordinator->lost_leadership()) {
+      coordinator.reset();  // first: frees the ports, and ends a deposed leader's work
+      running = false;
+      // Every node can then name the leader's client address (NotLeader hints, ClusterStatus).
+      // Committed and applied in order, it is also the barrier after which the new leader's
+      // recovery sees every entry (of earlier terms and of an earlier coordinator of this term).
+      Status ready = leader ? log->PutMeta(treaty::coordinator::ClientAddressKey(state.node_id),
+                                           options.listen)
+                            : Status::Ok();
+      if (ready.ok()) {
+        options.follower = !leader;
+        auto started = Coordinator::Start(options);
+        if (!started.ok()) {
+          std::fprintf(stderr, "treatyd: %s\n", started.status().ToString().c_str());
+          return 1;
+        }
+        coordinator = std::move(*started);
+        options.read_side.rebuild_at_start = false;  // --rebuild-readmodel: once per process
+        running = true;
+        running_leader = leader;
+        running_term = state.term;
+        spdlog::info("cluster: node {} serves as {} (term {}, leader {})", state.node_id,
+                     leader ? "the leader" : "a follower", state.term, state.leader_id);
+      } else if (log->stopped_after_failure()) {
+        std::fprintf(stderr, "treatyd: stopped: %s\n", ready.ToString().c_str());
+        return 1;
+      } else {
+        // Lost the leadership meanwhile, most likely: look again.
+        spdlog::warn("cluster: cannot record this node's client address: {}", ready.ToString());
+      }
+    }
+    state = log->WaitClusterChange(state.epoch, kRolePollMs);
+    if (log->stopped_after_failure()) {
+      // Applying a committed entry failed locally (disk): fail-stop; Raft replays it on restart.
+      std::fprintf(stderr, "treatyd: stopped: the log failed to apply a committed entry\n");
+      coordinator.reset();
+      return 1;
+    }
+  }
+  coordinator.reset();
+  std::lock_guard lock(fatal.mu);
+  if (!fatal.status.ok()) {
+    std::fprintf(stderr, "treatyd: stopped: %s\n", fatal.status.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   treaty::coordinator::CoordinatorOptions options;
@@ -89,11 +203,43 @@ int main(int argc, char** argv) {
   app.add_flag("--no-readmodel", no_readmodel, "Run without the read model (benchmark baseline)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
+  uint64_t node_id = 0;
+  std::string raft, peers;
+  uint32_t election_timeout_ms = 0, heartbeat_ms = 0;
+  app.add_option("--node-id", node_id, "Cluster mode: this node's id (one of --peers)");
+  app.add_option("--raft", raft, "Cluster mode: this node's Raft address host:port");
+  app.add_option("--peers", peers, "Cluster mode: every voter, 1=HOST:PORT,2=HOST:PORT,...");
+  app.add_option("--election-timeout-ms", election_timeout_ms,
+                 "Cluster mode: Raft election timeout (default 500)");
+  app.add_option("--heartbeat-ms", heartbeat_ms, "Cluster mode: Raft heartbeat (default 50)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? 0 : 2;
+  }
+  treaty::coordinator::ClusterFlags cluster_flags;
+  if (app.count("--node-id") > 0) cluster_flags.node_id = node_id;
+  if (app.count("--raft") > 0) cluster_flags.raft = raft;
+  if (app.count("--peers") > 0) cluster_flags.peers = peers;
+  if (app.count("--election-timeout-ms") > 0) {
+    cluster_flags.election_timeout_ms = election_timeout_ms;
+  }
+  if (app.count("--heartbeat-ms") > 0) cluster_flags.heartbeat_ms = heartbeat_ms;
+  auto cluster = treaty::coordinator::ClusterOptionsFromFlags(cluster_flags, options.data_dir);
+  if (!cluster.ok()) {
+    std::fprintf(stderr, "treatyd: %s\n", cluster.status().message().c_str());
+    return 2;
+  }
+  if (cluster->has_value()) {
+    // The listen address is what other nodes hand to clients as the leader's address.
+    std::string host;
+    uint16_t port = 0;
+    if (!treaty::net::ParseAddress(options.listen, &host, &port).ok() || port == 0) {
+      std::fprintf(stderr, "treatyd: --listen %s: cluster mode needs a fixed HOST:PORT\n",
+                   options.listen.c_str());
+      return 2;
+    }
   }
   options.group_commit = !no_group_commit;
   options.read_side.enabled = !no_readmodel;
@@ -135,16 +281,16 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   // A fatal error (e.g. the log stopped after a failed write) wakes the sigwait below.
-  treaty::Status fatal;
-  std::mutex fatal_mu;
+  FatalState fatal;
   pthread_t main_thread = pthread_self();
-  options.on_fatal = [&fatal, &fatal_mu, main_thread](const treaty::Status& s) {
+  options.on_fatal = [&fatal, main_thread](const treaty::Status& s) {
     {
-      std::lock_guard lock(fatal_mu);
-      fatal = s;
+      std::lock_guard lock(fatal.mu);
+      fatal.status = s;
     }
     pthread_kill(main_thread, SIGTERM);
   };
+  if (cluster->has_value()) return RunCluster(options, std::move(**cluster), signals, fatal);
   auto coordinator = treaty::coordinator::Coordinator::Start(options);
   if (!coordinator.ok()) {
     std::fprintf(stderr, "treatyd: %s\n", coordinator.status().ToString().c_str());
@@ -153,9 +299,9 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&signals, &sig);
   (*coordinator)->Stop();
-  std::lock_guard lock(fatal_mu);
-  if (!fatal.ok()) {
-    std::fprintf(stderr, "treatyd: stopped: %s\n", fatal.ToString().c_str());
+  std::lock_guard lock(fatal.mu);
+  if (!fatal.status.ok()) {
+    std::fprintf(stderr, "treatyd: stopped: %s\n", fatal.status.ToString().c_str());
     return 1;
   }
   return 0;

@@ -162,6 +162,24 @@ std::string Metrics::Scrape() const {
                               MetricType::Counter, static_cast<double>(s.sync_micros) / 1e6));
     families.push_back(Single("treaty_log_last_lsn", "Lsn of the last durable event",
                               MetricType::Gauge, static_cast<double>(log_->last_lsn())));
+    // Cluster mode only: a single node has no Raft state to report.
+    const log::ClusterState raft = log_->cluster_state();
+    if (raft.role != log::ClusterRole::kSingle) {
+      const bool leader = raft.role == log::ClusterRole::kLeader;
+      families.push_back(Single("treaty_raft_term", "Current Raft term", MetricType::Gauge,
+                                static_cast<double>(raft.term)));
+      families.push_back(Single("treaty_raft_commit_index",
+                                "Raft commit index as this node knows it", MetricType::Gauge,
+                                static_cast<double>(raft.commit_index)));
+      families.push_back(Single("treaty_raft_applied_index",
+                                "Last Raft entry applied to this node's state", MetricType::Gauge,
+                                static_cast<double>(raft.applied_index)));
+      families.push_back(Single("treaty_raft_is_leader", "1 if this node is the Raft leader",
+                                MetricType::Gauge, leader ? 1.0 : 0.0));
+      families.push_back(Single("treaty_raft_serving",
+                                "1 if this node is the leader and serves writes", MetricType::Gauge,
+                                leader && raft.serving ? 1.0 : 0.0));
+    }
   }
   {
     std::lock_guard lock(collectors_mu_);

@@ -97,6 +97,11 @@ void SagaShell::Resolve(const v1::ResolveRequest& req, net::Responder respond) {
   Execute(core_.Handle(in));
 }
 
+void SagaShell::FailWaiting(const Status& status) {
+  for (auto& [client, waiter] : waiting_) waiter.respond(status);
+  waiting_.clear();
+}
+
 void SagaShell::Recover(const std::vector<v1::TxnRecord>& records) {
   if (records.empty()) return;
   spdlog::info("recovering {} unfinished sagas", records.size());
@@ -128,18 +133,22 @@ void SagaShell::Append(saga::AppendLog a) {
   const bool stuck = std::any_of(a.events.begin(), a.events.end(), [](const v1::LogEvent& e) {
     return e.has_saga_changed() && e.saga_changed().state() == v1::SAGA_STUCK;
   });
-  env_.log->Append(std::move(a.events), [this, xid, token, stuck](Status s, uint64_t) {
+  log::AppendDone done = [this, xid, token, stuck](Status s, uint64_t) {
     asio::post(*env_.io, [this, xid, token, stuck, s] {
       if (env_.stopped()) return;
       if (!s.ok()) {
         spdlog::error("xid={} saga log append failed: {}", xid, s.ToString());
-        if (env_.log->stopped_after_failure()) return env_.fatal(s);
+        if (env_.log->stopped_after_failure() ||
+            (env_.leadership_lost && env_.leadership_lost(s))) {
+          return env_.fatal(s);
+        }
       } else if (stuck && env_.metrics != nullptr) {
         env_.metrics->SagaFinished(v1::SAGA_STUCK, 0);
       }
       Execute(core_.Handle(saga::LogDone{xid, token, s}));
     });
-  });
+  };
+  env_.log->Append(std::move(a.events), env_.track ? env_.track(std::move(done)) : std::move(done));
 }
 
 void SagaShell::Call(saga::CallStep c) {

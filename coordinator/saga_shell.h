@@ -40,8 +40,13 @@ class SagaShell {
     ParticipantCaller* caller = nullptr;
     // Saga outcomes (treaty_tx_total{mode="saga"}); may be null.
     Metrics* metrics = nullptr;
-    // Fail-stop: called when the log stopped after a failed write.
+    // Fail-stop: called when the log stopped after a failed write, or when leadership_lost says
+    // an append failed because this (cluster) node lost the leadership.
     std::function<void(const Status&)> fatal;
+    // Optional: true when a failed append's status means the leadership was lost.
+    std::function<bool(const Status&)> leadership_lost;
+    // Optional: wraps every log completion (the owner counts them; see PendingCallbacks).
+    std::function<log::AppendDone(log::AppendDone)> track;
     // True once the coordinator stopped: no more inputs reach the core.
     std::function<bool()> stopped;
     // Called after every batch of effects (e.g. to update the active-transactions gauge).
@@ -65,6 +70,10 @@ class SagaShell {
   // durable, or the core's refusal. NOT_FOUND if the core does not hold req.xid() (the caller
   // answers for logged and 2PC transactions).
   void Resolve(const v1::ResolveRequest& req, net::Responder respond);
+
+  // Answers every client waiting for a submission or resolution with status (the coordinator
+  // stopped driving the sagas, e.g. after losing the leadership).
+  void FailWaiting(const Status& status);
 
   // Resumes the unfinished sagas among records (mode "saga").
   void Recover(const std::vector<v1::TxnRecord>& records);

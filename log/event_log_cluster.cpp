@@ -192,8 +192,20 @@ class Replica final : public RaftHost {
   }
 
   Status Apply(uint64_t index, std::string_view bytes) override {
-    if (index <= applied_index_) return Status::Ok();  // applied before a restart
     if (!impl_->failed_.ok()) return impl_->failed_;
+    Status s = ApplyEntry(index, bytes);
+    if (!s.ok()) {
+      // Whatever failed (disk, an unparsable entry), this node cannot go on applying in order:
+      // stop for good (treatyd exits; a restart replays from the stored applied index).
+      impl_->failed_ = Status::Unavailable(fmt::format(
+          "the log stopped applying Raft entry {}: {}; restart to recover", index, s.ToString()));
+      impl_->stopped_after_failure_.store(true);
+    }
+    return s;
+  }
+
+  Status ApplyEntry(uint64_t index, std::string_view bytes) {
+    if (index <= applied_index_) return Status::Ok();  // applied before a restart
     v1::RaftEntry entry;
     if (!ParseView(bytes, &entry)) {
       return Status::Corruption(fmt::format("Raft entry {} is unparsable", index));

@@ -5,7 +5,7 @@
 #                                          bin/treaty and bin/treaty-bench, and jq; the saga
 #                                          scenario also bin/order-participant)
 # Environment: CONCURRENCY (64), DURATION (10 s), WARMUP (1 s), ACCOUNTS (1000 per bank),
-#              SCENARIOS ("group-commit instances readmodel saga"), LEASE_MS (6000, treatyd's
+#              SCENARIOS ("group-commit instances readmodel saga cluster"), LEASE_MS (6000, treatyd's
 #              default lease), SAGA_CONCURRENCY (CONCURRENCY),
 #              KEEP=1 keeps the work dir (data dirs, logs, JSON results).
 #
@@ -21,6 +21,9 @@
 #   workload, then `treaty-bench saga` (3-step order sagas: reserve -> charge -> schedule, each
 #   waited for to the end) against the same processes; reports sagas/s, latency percentiles and
 #   the saga / 2PC ratios. Appends to bench/results/latest.md.
+# cluster: bench/cluster.sh: the 2PC workload against one treatyd, then against a 3-node Raft
+#   cluster (ratio 3-node / single), then kill -9 of the leader under light load, timed until the
+#   first transaction submitted after the kill commits. Appends to bench/results/latest.md.
 set -euo pipefail
 
 BUILD_DIR=${1:-./build}
@@ -30,7 +33,7 @@ CONCURRENCY=${CONCURRENCY:-64}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
 ACCOUNTS=${ACCOUNTS:-1000}
-SCENARIOS=${SCENARIOS:-group-commit instances readmodel saga}
+SCENARIOS=${SCENARIOS:-group-commit instances readmodel saga cluster}
 SAGA_CONCURRENCY=${SAGA_CONCURRENCY:-$CONCURRENCY}
 LEASE_MS=${LEASE_MS:-6000}
 BALANCE=1000000000000  # per account; far more than any run can move
@@ -390,6 +393,8 @@ for scenario in $SCENARIOS; do
     instances) scenario_instances ;;
     readmodel) scenario_readmodel ;;
     saga) scenario_saga ;;
-    *) echo "error: unknown scenario '$scenario' (expected group-commit, instances, readmodel or saga)" >&2; exit 2 ;;
+    cluster) REPORT="$HERE/results/latest.md" CONCURRENCY=$CONCURRENCY DURATION=$DURATION \
+               WARMUP=$WARMUP bash "$HERE/cluster.sh" "$BUILD_DIR" ;;
+    *) echo "error: unknown scenario '$scenario' (expected group-commit, instances, readmodel, saga or cluster)" >&2; exit 2 ;;
   esac
 done

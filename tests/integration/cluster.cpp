@@ -2,12 +2,15 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "net/cluster_client.h"
+#include "net/leader.h"
 #include "net/proto_codec.h"
 #include "treaty/v1/methods.h"
 
@@ -135,8 +138,88 @@ Node& IntegrationTest::AddTreatyd(const std::vector<std::string>& extra_args) {
                 LoopbackAddress(node->admin_port)};
   node->argv.insert(node->argv.end(), extra_args.begin(), extra_args.end());
   treatyd_ = node.get();
+  coordinators_ = {treatyd_};
   nodes_.push_back(std::move(node));
   return *treatyd_;
+}
+
+std::vector<Node*> IntegrationTest::AddTreatydCluster(int n, const std::vector<std::string>& extra_args) {
+  std::vector<uint16_t> raft_ports;
+  std::string peers;
+  for (int i = 1; i <= n; ++i) {
+    raft_ports.push_back(PickFreePort());
+    peers += (i > 1 ? "," : "") + std::to_string(i) + "=" + LoopbackAddress(raft_ports.back());
+  }
+  auto bin = BinPath("treatyd");
+  coordinators_.clear();
+  for (int i = 1; i <= n; ++i) {
+    auto node = std::make_unique<Node>();
+    node->name = "treatyd-" + std::to_string(i);
+    node->port = PickFreePort();
+    node->address = LoopbackAddress(node->port);
+    node->admin_port = PickFreePort();
+    node->data_dir = tmp_->Sub(node->name + "-data");
+    node->argv = {bin.ok() ? *bin : BinDir() + "/treatyd",
+                  "--data-dir", node->data_dir,
+                  "--listen", node->address,
+                  "--admin", LoopbackAddress(node->admin_port),
+                  "--node-id", std::to_string(i),
+                  "--raft", LoopbackAddress(raft_ports[static_cast<size_t>(i - 1)]),
+                  "--peers", peers};
+    node->argv.insert(node->argv.end(), extra_args.begin(), extra_args.end());
+    coordinators_.push_back(node.get());
+    nodes_.push_back(std::move(node));
+  }
+  treatyd_ = coordinators_.front();
+  return coordinators_;
+}
+
+std::string IntegrationTest::CoordinatorList() const {
+  std::string list;
+  for (const Node* c : coordinators_) list += (list.empty() ? "" : ",") + c->address;
+  return list;
+}
+
+Result<v1::ClusterStatusResponse> IntegrationTest::ClusterStatusOf(const Node& node,
+                                                                   int64_t deadline_ms) {
+  return net::Decode<v1::ClusterStatusResponse>(
+      rpc_->Call(node.address, methods::kClusterStatus,
+                 v1::ClusterStatusRequest().SerializeAsString(), deadline_ms));
+}
+
+Node* IntegrationTest::WaitLeader(int64_t timeout_ms) {
+  Node* leader = nullptr;
+  WaitUntil(
+      [&] {
+        for (Node* c : coordinators_) {
+          if (!c->process || !c->process->Running()) continue;
+          auto status = ClusterStatusOf(*c, 500);
+          if (status.ok() && status->serving()) {
+            leader = c;
+            return true;
+          }
+        }
+        return false;
+      },
+      timeout_ms, 50);
+  return leader;
+}
+
+Result<std::string> IntegrationTest::CallCoordinator(std::string_view method,
+                                                     const std::string& payload,
+                                                     int64_t deadline_ms) {
+  if (coordinators_.size() <= 1) {
+    return rpc_->Call(treatyd_->address, method, payload, deadline_ms);
+  }
+  if (!cluster_client_) {
+    std::vector<std::string> addresses;
+    for (const Node* c : coordinators_) addresses.push_back(c->address);
+    net::ClusterClientOptions options;
+    options.attempt_timeout_ms = 2000;  // a hung or killed node does not eat the whole budget
+    cluster_client_ = std::make_unique<net::ClusterClient>(std::move(addresses), options);
+  }
+  // The fixture only sends calls that are safe to repeat (Submit with its xid, queries).
+  return cluster_client_->Call(method, payload, deadline_ms, /*idempotent=*/true);
 }
 
 Node& IntegrationTest::AddBank(const std::string& service, const std::string& accounts,
@@ -149,7 +232,7 @@ Node& IntegrationTest::AddBank(const std::string& service, const std::string& ac
   node->data_dir = tmp_->Sub(service + "-data");
   node->probe_account = FirstAccount(accounts);
   std::string coord = coordinator;
-  if (coord.empty() && treatyd_ != nullptr) coord = treatyd_->address;
+  if (coord.empty() && treatyd_ != nullptr) coord = CoordinatorList();
   auto bin = BinPath("bank-participant");
   node->argv = {bin.ok() ? *bin : BinDir() + "/bank-participant",
                 "--service",
@@ -194,7 +277,7 @@ Node& IntegrationTest::AddOrderService(const std::string& service,
                 "--listen",
                 node->address,
                 "--coordinator",
-                treatyd_ != nullptr ? treatyd_->address : "",
+                treatyd_ != nullptr ? CoordinatorList() : "",
                 "--data-dir",
                 node->data_dir};
   node->argv.insert(node->argv.end(), extra_args.begin(), extra_args.end());
@@ -237,7 +320,9 @@ AssertionResult IntegrationTest::StartAll() {
     if (AssertionResult r = Start(*node); !r) return r;
   }
   for (auto& node : nodes_) {
-    if (node.get() == treatyd_) continue;
+    if (std::find(coordinators_.begin(), coordinators_.end(), node.get()) != coordinators_.end()) {
+      continue;
+    }
     if (node->order_service) {
       if (AssertionResult r = WaitInstanceLive(*node); !r) return r;
       continue;
@@ -294,14 +379,14 @@ AssertionResult IntegrationTest::WaitInstanceLive(const Node& bank, int64_t time
 Result<v1::SubmitResponse> IntegrationTest::Submit(const v1::SubmitRequest& request,
                                                    int64_t deadline_ms) {
   return net::Decode<v1::SubmitResponse>(
-      rpc_->Call(treatyd_->address, methods::kSubmit, request.SerializeAsString(), deadline_ms));
+      CallCoordinator(methods::kSubmit, request.SerializeAsString(), deadline_ms));
 }
 
 Result<v1::Transaction> IntegrationTest::GetTransaction(const std::string& xid) {
   v1::GetTransactionRequest req;
   req.set_xid(xid);
-  auto resp = net::Decode<v1::GetTransactionResponse>(rpc_->Call(
-      treatyd_->address, methods::kGetTransaction, req.SerializeAsString(), kRpcDeadlineMs));
+  auto resp = net::Decode<v1::GetTransactionResponse>(
+      CallCoordinator(methods::kGetTransaction, req.SerializeAsString(), kRpcDeadlineMs));
   if (!resp.ok()) return resp.status();
   return resp->transaction();
 }
@@ -318,9 +403,8 @@ Result<v1::Transaction> IntegrationTest::WaitFinished(const std::string& xid, in
 }
 
 Result<v1::ListServicesResponse> IntegrationTest::ListServices() {
-  return net::Decode<v1::ListServicesResponse>(
-      rpc_->Call(treatyd_->address, methods::kListServices,
-                 v1::ListServicesRequest().SerializeAsString(), kRpcDeadlineMs));
+  return net::Decode<v1::ListServicesResponse>(CallCoordinator(
+      methods::kListServices, v1::ListServicesRequest().SerializeAsString(), kRpcDeadlineMs));
 }
 
 Result<v1::InstanceInfo> IntegrationTest::InstanceInfoOf(const std::string& service,
@@ -376,7 +460,7 @@ AssertionResult IntegrationTest::SetFault(const Node& bank, const std::string& m
 CommandResult IntegrationTest::Treaty(const std::vector<std::string>& args, int64_t timeout_ms) {
   auto bin = BinPath("treaty");
   std::vector<std::string> argv = {bin.ok() ? *bin : BinDir() + "/treaty", "--coordinator",
-                                   treatyd_->address};
+                                   CoordinatorList()};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv, timeout_ms);
 }

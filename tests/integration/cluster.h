@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "net/cluster_client.h"
 #include "net/rpc.h"
 #include "tests/integration/harness.h"
 #include "treaty/v1/coordinator.pb.h"
@@ -77,8 +78,24 @@ class IntegrationTest : public ::testing::Test {
   // port. extra_args are appended to its command line. Becomes the fixture's coordinator.
   Node& AddTreatyd(const std::vector<std::string>& extra_args = {});
 
+  // Configures (does not start) a coordinator cluster of n treatyd nodes ("treatyd-1", ...), each
+  // with its data dir, client, admin and Raft ports, bootstrapped with the same --peers. The
+  // fixture's coordinator calls then find the leader (hint, rotation, retry with backoff), and
+  // participants and the CLI get the list of every node's address.
+  std::vector<Node*> AddTreatydCluster(int n, const std::vector<std::string>& extra_args = {});
+  // The coordinator addresses, comma-separated (one address without a cluster).
+  std::string CoordinatorList() const;
+  const std::vector<Node*>& coordinators() const { return coordinators_; }
+  // The serving leader among the running cluster nodes (asks each its ClusterStatus), waiting up
+  // to timeout_ms; nullptr if none serves by then.
+  Node* WaitLeader(int64_t timeout_ms = 15000);
+  Result<v1::ClusterStatusResponse> ClusterStatusOf(const Node& node, int64_t deadline_ms = 1000);
+  // Calls the coordinator (the cluster's leader, found as clients do) until deadline_ms passes.
+  Result<std::string> CallCoordinator(std::string_view method, const std::string& payload,
+                                      int64_t deadline_ms = kRpcDeadlineMs);
+
   // Configures (does not start) a bank participant. accounts: "alice=100,bob=50". coordinator:
-  // the address it registers with; empty means the fixture's treatyd.
+  // the address(es) it registers with; empty means the fixture's coordinator(s).
   Node& AddBank(const std::string& service, const std::string& accounts,
                 const std::string& coordinator = "");
 
@@ -144,6 +161,8 @@ class IntegrationTest : public ::testing::Test {
   std::unique_ptr<net::RpcClient> rpc_;
   std::vector<std::unique_ptr<Node>> nodes_;
   Node* treatyd_ = nullptr;
+  std::vector<Node*> coordinators_;  // every treatyd (one without a cluster)
+  std::unique_ptr<net::ClusterClient> cluster_client_;  // cluster: finds the leader
 };
 
 }  // namespace treaty::integ

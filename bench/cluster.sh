@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# The cluster benchmark (bench/run.sh scenario "cluster", or on its own):
+#   1. 2PC throughput of a single treatyd, then of a 3-node Raft cluster on the same machine, same
+#      workload (two bank participants, treaty-bench 2pc): the ratio 3-node / single.
+#   2. Failover: under a light load, kill -9 the leader and time until the first transaction
+#      submitted after the kill is committed (the CLI finds the new leader by itself). Repeated
+#      FAILOVERS times (the killed node restarts in between).
+# Usage: bench/cluster.sh [BUILD_DIR]   Environment: CONCURRENCY (64), DURATION (10), WARMUP (1),
+#        FAILOVERS (3), ELECTION_MS (500, treatyd --election-timeout-ms), KEEP=1, REPORT (file to
+#        append the markdown table to; default bench/results/latest.md).
+set -euo pipefail
+
+BUILD_DIR=${1:-./build}
+BIN=$(cd "$BUILD_DIR/bin" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+CONCURRENCY=${CONCURRENCY:-64}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-1}
+FAILOVERS=${FAILOVERS:-3}
+ELECTION_MS=${ELECTION_MS:-500}
+REPORT=${REPORT:-$HERE/results/latest.md}
+ACCOUNTS=1000
+BALANCE=1000000000000
+
+for b in treatyd bank-participant treaty treaty-bench; do
+  [[ -x "$BIN/$b" ]] || { echo "error: $BIN/$b is missing; build it first" >&2; exit 2; }
+done
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/treaty-bench-cluster.XXXXXX")
+declare -A PID_OF
+cleanup() {
+  for pid in "${PID_OF[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [[ "${KEEP:-0}" == 1 ]]; then echo "work dir kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+used_ports=" "
+free_port() {
+  local p
+  while true; do
+    p=$((20000 + RANDOM % 12000))
+    [[ "$used_ports" == *" $p "* ]] && continue
+    ss -Htln "sport = :$p" 2>/dev/null | grep -q . && continue
+    used_ports+="$p "
+    echo "$p"
+    return
+  done
+}
+wait_port() {  # wait_port PORT NAME
+  for _ in $(seq 1 150); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "error: $2 did not open port $1; see $WORK/$2.log" >&2
+  tail -20 "$WORK/$2.log" >&2
+  exit 1
+}
+now_ms() { date +%s%3N; }
+
+accounts=$(seq 0 $((ACCOUNTS - 1)) | sed "s/.*/acct&=$BALANCE/" | paste -sd, -)
+printf '{"branches":[{"service":"bank-a","op":"debit","payload":{"account":"acct0","amount":1}},'\
+'{"service":"bank-b","op":"credit","payload":{"account":"acct1","amount":1}}]}' >"$WORK/one.json"
+
+start_banks() {  # start_banks COORDINATORS
+  local svc port
+  for svc in bank-a bank-b; do
+    port=$(free_port)
+    "$BIN/bank-participant" --service "$svc" --listen "127.0.0.1:$port" --coordinator "$1" \
+      --data-dir "$WORK/$svc-$RANDOM" --accounts "$accounts" --log-level warn >>"$WORK/$svc.log" 2>&1 &
+    PID_OF[$svc]=$!
+    wait_port "$port" "$svc"
+  done
+}
+stop_banks() {
+  for svc in bank-a bank-b; do kill "${PID_OF[$svc]}" 2>/dev/null || true; unset "PID_OF[$svc]"; done
+  sleep 0.3
+}
+wait_ready() {  # wait_ready COORDINATORS: a probe transfer is answered
+  for _ in $(seq 1 150); do
+    rc=0
+    "$BIN/treaty" --coordinator "$1" --timeout-ms 2000 submit 2pc -f "$WORK/one.json" --wait >/dev/null 2>&1 || rc=$?
+    [[ $rc == 0 || $rc == 3 ]] && return 0
+    sleep 0.2
+  done
+  echo "error: $1 never accepted transfers" >&2
+  exit 1
+}
+bench() {  # bench NAME COORDINATORS ADMIN
+  echo "== $1: treaty-bench 2pc --concurrency $CONCURRENCY --duration $DURATION" >&2
+  "$BIN/treaty-bench" 2pc --coordinator "$2" --admin "$3" --concurrency "$CONCURRENCY" \
+    --duration "$DURATION" --warmup "$WARMUP" --accounts-per-bank "$ACCOUNTS" --output json \
+    >"$WORK/$1.json"
+  jq -c '{tx_per_s, committed, aborted, errors, latency_ms}' "$WORK/$1.json" >&2
+}
+
+# ---- 1. single node
+port=$(free_port); admin_port=$(free_port)
+SINGLE=127.0.0.1:$port
+"$BIN/treatyd" --data-dir "$WORK/single" --listen "$SINGLE" --admin "127.0.0.1:$admin_port" \
+  --log-level warn >"$WORK/single.log" 2>&1 &
+PID_OF[single]=$!
+wait_port "$port" single
+start_banks "$SINGLE"
+wait_ready "$SINGLE"
+bench single "$SINGLE" "127.0.0.1:$admin_port"
+stop_banks
+kill "${PID_OF[single]}"; wait "${PID_OF[single]}" 2>/dev/null || true; unset "PID_OF[single]"
+
+# ---- 2. three nodes
+declare -a CLIENT ADMIN RAFT
+for i in 1 2 3; do CLIENT[$i]=$(free_port); ADMIN[$i]=$(free_port); RAFT[$i]=$(free_port); done
+PEERS="1=127.0.0.1:${RAFT[1]},2=127.0.0.1:${RAFT[2]},3=127.0.0.1:${RAFT[3]}"
+LIST="127.0.0.1:${CLIENT[1]},127.0.0.1:${CLIENT[2]},127.0.0.1:${CLIENT[3]}"
+start_node() {
+  "$BIN/treatyd" --node-id "$1" --raft "127.0.0.1:${RAFT[$1]}" --peers "$PEERS" \
+    --listen "127.0.0.1:${CLIENT[$1]}" --admin "127.0.0.1:${ADMIN[$1]}" \
+    --data-dir "$WORK/node-$1" --election-timeout-ms "$ELECTION_MS" --log-level warn \
+    >>"$WORK/node-$1.log" 2>&1 &
+  PID_OF[node$1]=$!
+}
+leader() {  # the node whose /readyz answers 200
+  for i in 1 2 3; do
+    if curl -fs -m 1 "http://127.0.0.1:${ADMIN[$i]}/readyz" >/dev/null 2>&1; then echo "$i"; return 0; fi
+  done
+  return 1
+}
+for i in 1 2 3; do start_node "$i"; done
+for i in 1 2 3; do wait_port "${CLIENT[$i]}" "node-$i"; done
+start_banks "$LIST"
+wait_ready "$LIST"
+L=$(leader)
+bench cluster3 "$LIST" "127.0.0.1:${ADMIN[$L]}"
+
+# ---- 3. failover under a light background load
+"$BIN/treaty-bench" 2pc --coordinator "$LIST" --concurrency 4 --duration 600 --warmup 0 \
+  --accounts-per-bank "$ACCOUNTS" --output json >"$WORK/background.json" 2>/dev/null &
+BG=$!
+: >"$WORK/failover.txt"
+for k in $(seq 1 "$FAILOVERS"); do
+  sleep 2
+  L=$(leader) || { echo "error: no leader before failover $k" >&2; exit 1; }
+  kill -9 "${PID_OF[node$L]}"
+  t0=$(now_ms)
+  # The first transaction submitted after the kill that commits (the CLI retries the same xid
+  # across nodes until one leads).
+  "$BIN/treaty" --coordinator "$LIST" --timeout-ms 30000 submit 2pc -f "$WORK/one.json" \
+    --xid "failover-$k-$t0" --wait >/dev/null
+  t1=$(now_ms)
+  echo "failover $k: node $L killed, first commit after $((t1 - t0)) ms" >&2
+  echo "$((t1 - t0))" >>"$WORK/failover.txt"
+  start_node "$L"
+  wait_port "${CLIENT[$L]}" "node-$L"
+done
+kill "$BG" 2>/dev/null || true
+
+ratio=$(jq -rn --slurpfile a "$WORK/cluster3.json" --slurpfile b "$WORK/single.json" \
+  '($a[0].tx_per_s / $b[0].tx_per_s * 100 | round / 100 | tostring) + "x"')
+p50ratio=$(jq -rn --slurpfile a "$WORK/cluster3.json" --slurpfile b "$WORK/single.json" \
+  '($a[0].latency_ms.p50 / $b[0].latency_ms.p50 * 100 | round / 100 | tostring) + "x"')
+failovers=$(paste -sd, "$WORK/failover.txt" | sed 's/,/ ms, /g')
+median=$(sort -n "$WORK/failover.txt" | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+row() { jq -r --arg n "$1" '"| \($n) | \(.tx_per_s | floor) | \(.latency_ms.p50 * 100 | round / 100) | \(.latency_ms.p99 * 100 | round / 100) | \(.committed) | \(.errors) |"' "$WORK/$2.json"; }
+report=$(cat <<EOF
+
+## Coordinator cluster: 3 Raft nodes vs a single node, and leader failover
+
+Machine: $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ). Same 2PC workload (two banks, concurrency
+$CONCURRENCY, $DURATION s after $WARMUP s warm-up). All three treatyd nodes, both banks and the load
+generator share the same cores, so the cluster pays for two extra replicas' CPU here; on separate
+machines the cost is the Raft round trip. Election timeout $ELECTION_MS ms.
+
+| coordinator | tx/s | p50 ms | p99 ms | committed | errors |
+|---|---|---|---|---|---|
+$(row "single node" single)
+$(row "3-node cluster" cluster3)
+| 3-node / single | $ratio | $p50ratio | | | |
+
+Failover (kill -9 of the leader under a light load, until the first transaction submitted after
+the kill commits on the new leader): ${failovers} ms; median ${median} ms.
+EOF
+)
+echo "$report"
+mkdir -p "$(dirname "$REPORT")"
+echo "$report" >>"$REPORT"
+echo "appended: $REPORT" >&2

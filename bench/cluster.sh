@@ -35,27 +35,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-used_ports=" "
-free_port() {
-  local p
-  while true; do
-    p=$((20000 + RANDOM % 12000))
-    [[ "$used_ports" == *" $p "* ]] && continue
-    ss -Htln "sport = :$p" 2>/dev/null | grep -q . && continue
-    used_ports+="$p "
-    echo "$p"
-    return
-  done
-}
-wait_port() {  # wait_port PORT NAME
-  for _ in $(seq 1 150); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "error: $2 did not open port $1; see $WORK/$2.log" >&2
-  tail -20 "$WORK/$2.log" >&2
-  exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 now_ms() { date +%s%3N; }
 
 accounts=$(seq 0 $((ACCOUNTS - 1)) | sed "s/.*/acct&=$BALANCE/" | paste -sd, -)
@@ -69,7 +50,7 @@ start_banks() {  # start_banks COORDINATORS
     "$BIN/bank-participant" --service "$svc" --listen "127.0.0.1:$port" --coordinator "$1" \
       --data-dir "$WORK/$svc-$RANDOM" --accounts "$accounts" --log-level warn >>"$WORK/$svc.log" 2>&1 &
     PID_OF[$svc]=$!
-    wait_port "$port" "$svc"
+    wait_port "$port" $! "$svc"
   done
 }
 stop_banks() {
@@ -116,7 +97,7 @@ SINGLE=127.0.0.1:$port
 "$BIN/treatyd" --data-dir "$WORK/single" --listen "$SINGLE" --admin "127.0.0.1:$admin_port" \
   --log-level warn >"$WORK/single.log" 2>&1 &
 PID_OF[single]=$!
-wait_port "$port" single
+wait_port "$port" "${PID_OF[single]}" single
 start_banks "$SINGLE"
 wait_ready "$SINGLE"
 bench single "$SINGLE" "127.0.0.1:$admin_port"
@@ -142,7 +123,7 @@ leader() {  # the node whose /readyz answers 200
   return 1
 }
 for i in 1 2 3; do start_node "$i"; done
-for i in 1 2 3; do wait_port "${CLIENT[$i]}" "node-$i"; done
+for i in 1 2 3; do wait_port "${CLIENT[$i]}" "${PID_OF[node$i]}" "node-$i"; done
 start_banks "$LIST"
 wait_ready "$LIST"
 L=$(leader)
@@ -167,7 +148,7 @@ for k in $(seq 1 "$FAILOVERS"); do
   echo "failover $k: node $L killed, first commit after $((t1 - t0)) ms" >&2
   echo "$((t1 - t0))" >>"$WORK/failover.txt"
   start_node "$L"
-  wait_port "${CLIENT[$L]}" "node-$L"
+  wait_port "${CLIENT[$L]}" "${PID_OF[node$L]}" "node-$L"
 done
 kill "$BG" 2>/dev/null || true
 

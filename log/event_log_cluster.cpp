@@ -37,20 +37,8 @@ constexpr size_t kMaxEntryBytes = size_t{4} << 20;
 // How long a shutdown waits for proposals in flight to be applied or fail.
 constexpr auto kDrainTimeout = std::chrono::seconds(3);
 
-std::string EncodeIndex(uint64_t index) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    out[static_cast<size_t>(i)] = static_cast<char>(index & 0xff);
-    index >>= 8;
-  }
-  return out;
-}
-
-uint64_t DecodeIndex(std::string_view bytes) {
-  uint64_t index = 0;
-  for (char c : bytes) index = (index << 8) | static_cast<unsigned char>(c);
-  return index;
-}
+// The applied index is stored in the same 8-byte big-endian form as an lsn key (store.h).
+std::string EncodeIndex(uint64_t index) { return LsnKey(index); }
 
 template <typename Message>
 bool ParseView(std::string_view bytes, Message* message) {
@@ -73,7 +61,15 @@ class Replica final : public RaftHost {
     Result<std::optional<std::string>> applied =
         ReadMeta(kAppliedIndexKey);
     if (!applied.ok()) return applied.status();
-    if (applied->has_value()) applied_index_ = DecodeIndex(**applied);
+    if (applied->has_value()) {
+      const std::optional<uint64_t> index = ParseLsnKey(**applied);
+      if (!index) {
+        return Status::Corruption(fmt::format(
+            "{}: the stored Raft applied index has {} bytes, not 8", impl_->store_->dir(),
+            (*applied)->size()));
+      }
+      applied_index_ = *index;
+    }
     Result<std::unique_ptr<RaftNode>> node = RaftNode::Start(*impl_->options_.cluster, this);
     if (!node.ok()) return node.status();
     node_ = std::move(*node);

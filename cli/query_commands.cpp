@@ -102,6 +102,13 @@ std::string Services(const v1::TxSummary& s) {
   return out.empty() ? "-" : out;
 }
 
+// "served by node 2 (follower), Raft index 1234 of 1240 applied", for a cluster node only.
+void PrintServedBy(std::ostream& out, const v1::ServedBy& by) {
+  if (by.node_id() == 0) return;
+  out << "served by  node " << by.node_id() << " (" << by.role() << "), Raft index "
+      << by.applied_index() << " of " << by.commit_index() << " applied\n";
+}
+
 void PrintSummaryRow(std::ostream& out, const v1::TxSummary& s) {
   out << std::left << std::setw(26) << FormatUnixMs(s.updated_unix_ms()) << std::setw(24) << s.xid()
       << std::setw(12) << v1::TxState_Name(s.state()) << std::setw(6) << s.mode() << std::setw(24)
@@ -215,6 +222,7 @@ int ListTransactions(const GlobalOptions& global, const ListOptions& options, st
   if (!resp->next_page_token().empty()) {
     out << "\nmore: add --page-token " << resp->next_page_token() << "\n";
   }
+  PrintServedBy(out, resp->served_by());
   return kExitOk;
 }
 
@@ -294,7 +302,9 @@ int ShowStats(const GlobalOptions& global, std::ostream& out, std::ostream& err)
   out << "projector  lsn " << p.projected_lsn() << " of " << p.log_last_lsn() << ", lag "
       << p.lag_events() << " events / " << Fixed(p.lag_seconds(), 3) << " s";
   if (p.rebuilding()) out << " (rebuilding: " << p.rebuild_events_done() << " events)";
-  out << "\n\n";
+  out << "\n";
+  PrintServedBy(out, stats->served_by());
+  out << "\n";
   out << std::left << std::setw(20) << "SERVICE" << std::right << std::setw(10) << "COMMITTED"
       << std::setw(9) << "ABORTED" << std::setw(9) << "SUCCESS" << std::setw(9) << "P50 ms"
       << std::setw(9) << "P90 ms" << std::setw(9) << "P99 ms" << std::setw(13) << "ABORT P99 ms"

@@ -228,6 +228,8 @@ struct ReadSide::Impl {
   HttpReply HttpGet(const HttpRequest& req) const;
   void Watch(v1::WatchRequest req, uint32_t deadline_ms, net::Responder respond);
   std::vector<prometheus::MetricFamily> Collect() const;
+  // This node and how far its log is applied (cluster mode), for every read-model answer.
+  v1::ServedBy ServedBy() const;
 
   ReadSideOptions options;
   log::EventLog& log;
@@ -264,6 +266,16 @@ Result<std::string> ReadSide::Impl::Get(const v1::GetTransactionRequest& req) co
   return resp.SerializeAsString();
 }
 
+v1::ServedBy ReadSide::Impl::ServedBy() const {
+  const log::ClusterState state = log.cluster_state();
+  v1::ServedBy out;
+  out.set_node_id(state.node_id);
+  out.set_role(std::string(log::ClusterRoleName(state.role)));
+  out.set_applied_index(state.applied_index);
+  out.set_commit_index(state.commit_index);
+  return out;
+}
+
 void ReadSide::Impl::Watch(v1::WatchRequest req, uint32_t deadline_ms, net::Responder respond) {
   if (deadline_ms > 0) {
     const int64_t budget = std::max<int64_t>(0, int64_t{deadline_ms} - kWatchDeadlineMarginMs);
@@ -271,8 +283,9 @@ void ReadSide::Impl::Watch(v1::WatchRequest req, uint32_t deadline_ms, net::Resp
         req.timeout_ms() == 0 ? readmodel::kDefaultWatchTimeoutMs : req.timeout_ms();
     req.set_timeout_ms(static_cast<uint32_t>(std::max<int64_t>(1, std::min(asked, budget))));
   }
-  model->Watch(req, [respond](Result<v1::WatchResponse> r) {
+  model->Watch(req, [this, respond](Result<v1::WatchResponse> r) {
     if (!r.ok()) return respond(r.status());
+    *r->mutable_served_by() = ServedBy();
     respond(r->SerializeAsString());
   });
 }
@@ -282,6 +295,7 @@ HttpReply ReadSide::Impl::HttpList(const HttpRequest& req) const {
   if (!list.ok()) return ErrorReply(list.status());
   auto page = model->List(*list);
   if (!page.ok()) return ErrorReply(page.status());
+  *page->mutable_served_by() = ServedBy();
   return JsonReply(*page);
 }
 
@@ -378,6 +392,7 @@ void ReadSide::Attach(net::RpcServer& server, Metrics& metrics) {
           if (!req.ok()) return respond(req.status());
           auto page = self->model->List(*req);
           if (!page.ok()) return respond(page.status());
+          *page->mutable_served_by() = self->ServedBy();
           respond(page->SerializeAsString());
         });
   serve(v1::methods::kStats,
@@ -387,6 +402,7 @@ void ReadSide::Attach(net::RpcServer& server, Metrics& metrics) {
           if (!req.ok()) return respond(req.status());
           auto stats = self->model->Stats();
           if (!stats.ok()) return respond(stats.status());
+          *stats->mutable_served_by() = self->ServedBy();
           respond(stats->SerializeAsString());
         });
   serve(v1::methods::kWatch,
@@ -417,6 +433,7 @@ void ReadSide::Start(AdminServer* admin) {
     admin->AddRoute("/v1/transactions/", [impl](const HttpRequest& r) { return impl->HttpGet(r); });
     admin->AddRoute("/v1/stats", [impl](const HttpRequest&) {
       auto stats = impl->model->Stats();
+      if (stats.ok()) *stats->mutable_served_by() = impl->ServedBy();
       return stats.ok() ? JsonReply(*stats) : ErrorReply(stats.status());
     });
     admin->AddRoute("/v1/attention", [impl](const HttpRequest& r) {

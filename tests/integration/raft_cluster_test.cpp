@@ -6,6 +6,8 @@
 #include <string>
 
 #include "net/leader.h"
+#include "net/proto_codec.h"
+#include "treaty/v1/query.pb.h"
 #include "tests/integration/cluster.h"
 #include "treaty/v1/methods.h"
 
@@ -78,6 +80,22 @@ TEST_F(RaftClusterTest, FollowersRedirectWritesToTheLeaderAndServeStatus) {
         return s.ok() && s->applied_index() >= lead_status->commit_index();
       },
       5000));
+
+  // The follower serves the read model itself and says how far its copy is applied.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        v1::ListTransactionsRequest list;
+        auto page = net::Decode<v1::ListTransactionsResponse>(rpc().Call(
+            follower->address, v1::methods::kListTransactions, list.SerializeAsString(), 3000));
+        if (!page.ok()) return false;
+        bool has = false;
+        for (const auto& t : page->transactions()) has = has || t.xid() == "redirect-1";
+        EXPECT_EQ(page->served_by().role(), "follower");
+        EXPECT_EQ(page->served_by().node_id(), status->node_id());
+        return has && page->served_by().applied_index() > 0;
+      },
+      5000))
+      << "the follower's read model does not show the committed transfer";
 
   // The CLI finds the leader from the whole list and shows every node.
   CommandResult cli = Treaty({"cluster", "status"});

@@ -6,6 +6,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "net/cluster_client.h"
 #include "net/proto_codec.h"
 #include "net/rpc.h"
 #include "treaty/v1/methods.h"
@@ -116,6 +117,65 @@ int PrintClusterStatus(const std::vector<NodeReport>& nodes, const std::string& 
     return kExitUnreachable;
   }
   return kExitOk;
+}
+
+namespace {
+
+int ChangeMembership(const GlobalOptions& global, const v1::ChangeMembershipRequest& req,
+                     const std::string& done, std::ostream& out, std::ostream& err) {
+  // Not idempotent for the client's retry rule: an attempt that timed out may still complete,
+  // and the caller should look before repeating (repeating one that took effect is harmless).
+  net::ClusterClient client(global.coordinators, CoordinatorClientOptions());
+  auto resp = net::Decode<v1::ChangeMembershipResponse>(CallCoordinator(
+      client, global, v1::methods::kChangeMembership, req.SerializeAsString(), 0, false));
+  if (!resp.ok()) {
+    PrintError(err, resp.status(), "");
+    if (resp.status().code() == StatusCode::kDeadlineExceeded) {
+      err << "the change may still complete: check with treaty cluster status\n";
+    }
+    return ExitCodeFor(resp.status());
+  }
+  if (global.output != "json") out << done << "\n";
+  PrintMembership(*resp, global.output, out);
+  return kExitOk;
+}
+
+}  // namespace
+
+void PrintMembership(const v1::ChangeMembershipResponse& resp, const std::string& output,
+                     std::ostream& out) {
+  if (output == "json") {
+    out << ToJson(resp) << "\n";
+    return;
+  }
+  out << std::left << std::setw(6) << "NODE" << std::setw(22) << "RAFT ADDRESS" << std::setw(9)
+      << "ROLE" << "CLIENT ADDRESS\n";
+  for (const v1::ClusterNode& n : resp.nodes()) {
+    out << std::left << std::setw(6) << n.id() << std::setw(22) << n.raft_address()
+        << std::setw(9) << n.role() << (n.client_address().empty() ? "-" : n.client_address())
+        << "\n";
+  }
+}
+
+int ClusterAddNode(const GlobalOptions& global, uint64_t id, const std::string& raft_address,
+                   const std::string& client_address, std::ostream& out, std::ostream& err) {
+  v1::ChangeMembershipRequest req;
+  req.set_action(v1::MEMBERSHIP_ACTION_ADD);
+  req.set_node_id(id);
+  req.set_raft_address(raft_address);
+  req.set_client_address(client_address);
+  return ChangeMembership(global, req, "node " + std::to_string(id) + " is a voter", out, err);
+}
+
+int ClusterRemoveNode(const GlobalOptions& global, uint64_t id, std::ostream& out,
+                      std::ostream& err) {
+  v1::ChangeMembershipRequest req;
+  req.set_action(v1::MEMBERSHIP_ACTION_REMOVE);
+  req.set_node_id(id);
+  return ChangeMembership(global, req,
+                          "node " + std::to_string(id) +
+                              " is no member any more: stop its treatyd now (it keeps campaigning)",
+                          out, err);
 }
 
 int ClusterStatus(const GlobalOptions& global, std::ostream& out, std::ostream& err) {

@@ -41,4 +41,17 @@ int PrintClusterStatus(const std::vector<NodeReport>& nodes, const std::string& 
 // `treaty cluster status`: FetchClusterStatus over global.coordinators, then PrintClusterStatus.
 int ClusterStatus(const GlobalOptions& global, std::ostream& out, std::ostream& err);
 
+// `treaty cluster add-node ID RAFT_ADDR [--client-address A]` and `treaty cluster remove-node
+// ID`: coordinator.ChangeMembership on the leader (found as for every call), within
+// global.timeout_ms. Prints the configuration after the change (table or JSON). Exit codes as
+// ExitCodeFor: 0 done, 5 refused (e.g. another change in progress, the last voter), 6 no leader
+// reachable, 4 no answer in time (the change may still complete: check `treaty cluster status`).
+int ClusterAddNode(const GlobalOptions& global, uint64_t id, const std::string& raft_address,
+                   const std::string& client_address, std::ostream& out, std::ostream& err);
+int ClusterRemoveNode(const GlobalOptions& global, uint64_t id, std::ostream& out,
+                      std::ostream& err);
+// Prints a ChangeMembership answer (exposed for tests).
+void PrintMembership(const v1::ChangeMembershipResponse& resp, const std::string& output,
+                     std::ostream& out);
+
 }  // namespace treaty::cli

@@ -1,5 +1,6 @@
 // treaty: the command-line client of a Treaty coordinator.
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
 #include <vector>
@@ -104,11 +105,30 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json"}));
   add_output(stats_cmd);
 
-  auto* cluster_cmd = app.add_subcommand("cluster", "Inspect the coordinator cluster");
+  auto* cluster_cmd =
+      app.add_subcommand("cluster", "Inspect the coordinator cluster and change its members");
   cluster_cmd->require_subcommand(1);
   auto* cluster_status_cmd = cluster_cmd->add_subcommand(
       "status", "Every node's role, term, commit/applied index and lag; exit 0 if a leader serves");
   add_output(cluster_status_cmd);
+  uint64_t member_id = 0;
+  std::string member_raft, member_client;
+  auto* add_node_cmd = cluster_cmd->add_subcommand(
+      "add-node",
+      "Add a node (running treatyd --join) as a voter; waits until it caught up (--timeout-ms)");
+  add_node_cmd->add_option("id", member_id, "The new node's id")
+      ->required()
+      ->check(CLI::Range(uint64_t{1}, UINT64_MAX));
+  add_node_cmd->add_option("raft_address", member_raft, "Its Raft address HOST:PORT")->required();
+  add_node_cmd->add_option("--client-address", member_client,
+                           "Its client API address (else learned once it leads)");
+  add_output(add_node_cmd);
+  auto* remove_node_cmd = cluster_cmd->add_subcommand(
+      "remove-node", "Remove a node from the configuration; stop its treatyd afterwards");
+  remove_node_cmd->add_option("id", member_id, "The node's id")
+      ->required()
+      ->check(CLI::Range(uint64_t{1}, UINT64_MAX));
+  add_output(remove_node_cmd);
 
   auto* admin_cmd = app.add_subcommand("admin", "Operate the coordinator");
   admin_cmd->require_subcommand(1);
@@ -145,6 +165,12 @@ int main(int argc, char** argv) {
   if (stats_cmd->parsed()) return ShowStats(global, std::cout, std::cerr);
   if (services_cmd->parsed()) return ListServices(global, std::cout, std::cerr);
   if (cluster_status_cmd->parsed()) return ClusterStatus(global, std::cout, std::cerr);
+  if (add_node_cmd->parsed()) {
+    return ClusterAddNode(global, member_id, member_raft, member_client, std::cout, std::cerr);
+  }
+  if (remove_node_cmd->parsed()) {
+    return ClusterRemoveNode(global, member_id, std::cout, std::cerr);
+  }
   if (rebuild_cmd->parsed()) {
     // A rebuild outlasts the usual request budget unless --timeout-ms was given.
     const bool timeout_given = app.get_option("--timeout-ms")->count() > 0;

@@ -2,7 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <asio.hpp>
 #include <charconv>
+#include <chrono>
+#include <future>
+#include <memory>
 #include <set>
 #include <string_view>
 
@@ -62,6 +66,10 @@ Result<std::optional<log::ClusterOptions>> ClusterOptionsFromFlags(const Cluster
   if (!flags.peers) missing += " --peers";
   const bool none = !flags.node_id && !flags.raft && !flags.peers;
   if (none) {
+    if (flags.join) {
+      return Status::InvalidArgument(
+          "--join is a cluster flag: give it with --node-id, --raft and --peers");
+    }
     if (flags.election_timeout_ms || flags.heartbeat_ms) {
       return Status::InvalidArgument(
           "--election-timeout-ms and --heartbeat-ms are cluster flags: give them with --node-id, "
@@ -116,6 +124,7 @@ Result<std::optional<log::ClusterOptions>> ClusterOptionsFromFlags(const Cluster
         "500)");
   }
   out.raft_dir = data_dir + "/raft";
+  out.join = flags.join;
   return std::optional<log::ClusterOptions>(std::move(out));
 }
 
@@ -181,13 +190,18 @@ v1::ClusterStatusResponse ClusterGate::Describe() const {
   resp.set_applied_index(state.applied_index);
   resp.set_last_log_index(state.last_log_index);
   resp.set_last_lsn(log_.last_lsn());
+  DescribeNodes(resp.mutable_nodes());
+  return resp;
+}
+
+void ClusterGate::DescribeNodes(google::protobuf::RepeatedPtrField<v1::ClusterNode>* nodes) const {
   for (const auto& peer : log_.cluster_peers()) {
-    auto* node = resp.add_nodes();
+    auto* node = nodes->Add();
     node->set_id(peer.id);
     node->set_raft_address(peer.raft_address);
     node->set_client_address(ClientAddressOf(peer.id));
+    node->set_role(std::string(log::ClusterMemberRoleName(peer.role)));
   }
-  return resp;
 }
 
 HttpReply ClusterGate::Readiness() const {
@@ -205,11 +219,85 @@ void ServeClusterStatus(net::RpcServer& server, const ClusterGate& gate) {
                   });
 }
 
+namespace {
+
+// One ChangeMembership request waiting for the log: its result arrives on the Raft thread, which
+// must not call into the coordinator (it may be gone by then), so the io thread looks for it.
+struct MembershipWait : std::enable_shared_from_this<MembershipWait> {
+  MembershipWait(asio::io_context& io, const ClusterGate& cluster_gate, net::Responder responder)
+      : timer(io), gate(cluster_gate), respond(std::move(responder)) {}
+
+  void Poll() {
+    if (result.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      timer.expires_after(std::chrono::milliseconds(20));
+      timer.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+        if (!ec) self->Poll();
+      });
+      return;
+    }
+    Status s = result.get();
+    if (!s.ok()) return respond(s);
+    v1::ChangeMembershipResponse resp;
+    gate.DescribeNodes(resp.mutable_nodes());
+    respond(resp.SerializeAsString());
+  }
+
+  asio::steady_timer timer;
+  const ClusterGate& gate;
+  net::Responder respond;
+  std::future<Status> result;
+};
+
+}  // namespace
+
+void ServeChangeMembership(net::RpcServer& server, asio::io_context& io, const ClusterGate& gate,
+                           log::EventLog& log) {
+  server.Register(v1::methods::kChangeMembership, [&io, &gate, &log](std::string payload, uint32_t,
+                                                                     net::Responder respond) {
+    auto req = net::DecodeRequest<v1::ChangeMembershipRequest>(payload);
+    if (!req.ok()) return respond(req.status());
+    if (Status s = gate.CheckServing(); !s.ok()) return respond(s);
+    log::MembershipChange change;
+    change.id = req->node_id();
+    if (change.id == 0) return respond(Status::InvalidArgument("node_id must be >= 1"));
+    switch (req->action()) {
+      case v1::MEMBERSHIP_ACTION_ADD: {
+        change.action = log::MembershipChange::Action::kAdd;
+        change.raft_address = req->raft_address();
+        std::string host;
+        uint16_t port = 0;
+        if (!net::ParseAddress(change.raft_address, &host, &port).ok() || port == 0) {
+          return respond(Status::InvalidArgument("raft_address '" + change.raft_address +
+                                                 "' is not a HOST:PORT with a non-zero port"));
+        }
+        if (!req->client_address().empty()) {
+          // Replicated like every meta write: a few milliseconds on the leader.
+          Status s = log.PutMeta(ClientAddressKey(change.id), req->client_address());
+          if (!s.ok()) return respond(s);
+        }
+        break;
+      }
+      case v1::MEMBERSHIP_ACTION_REMOVE:
+        change.action = log::MembershipChange::Action::kRemove;
+        break;
+      default:
+        return respond(Status::InvalidArgument("action must be ADD or REMOVE"));
+    }
+    auto wait = std::make_shared<MembershipWait>(io, gate, std::move(respond));
+    auto promise = std::make_shared<std::promise<Status>>();
+    wait->result = promise->get_future();
+    log.ChangeMembership(std::move(change),
+                         [promise](Status s) { promise->set_value(std::move(s)); });
+    wait->Poll();
+  });
+}
+
 void ServeNotLeader(net::RpcServer& server, const ClusterGate& gate) {
   for (const char* method :
        {v1::methods::kSubmit, v1::methods::kSubmitSaga, v1::methods::kResolve,
         v1::methods::kGetTransaction, v1::methods::kRegister, v1::methods::kQueryOutcome,
-        v1::methods::kListServices, v1::methods::kRebuildReadModel}) {
+        v1::methods::kListServices, v1::methods::kRebuildReadModel,
+        v1::methods::kChangeMembership}) {
     server.Register(method, [&gate](std::string, uint32_t, net::Responder respond) {
       respond(gate.NotLeader());
     });

@@ -21,6 +21,10 @@
 #include "log/log.h"
 #include "treaty/v1/coordinator.pb.h"
 
+namespace asio {
+class io_context;
+}
+
 namespace treaty::net {
 class RpcServer;
 }
@@ -41,6 +45,7 @@ struct ClusterFlags {
   std::optional<std::string> peers;             // --peers 1=HOST:PORT,2=HOST:PORT,...
   std::optional<uint32_t> election_timeout_ms;  // --election-timeout-ms (default 500)
   std::optional<uint32_t> heartbeat_ms;         // --heartbeat-ms (default 50)
+  bool join = false;                            // --join: wait to be added, never bootstrap
 };
 
 // The log's cluster options for treatyd's flags: nullopt when none of the cluster flags is given
@@ -48,7 +53,8 @@ struct ClusterFlags {
 // naming the flag, when only some of --node-id/--raft/--peers are given, a timing flag is given
 // without them, a peer entry is not ID=HOST:PORT, ids repeat or are 0, there are more than
 // kMaxClusterPeers peers, the node id is not among the peers, --raft differs from the node's
-// entry in --peers, or the heartbeat is not shorter than the election timeout.
+// entry in --peers, the heartbeat is not shorter than the election timeout, or --join is given
+// without the cluster flags. With --join only the node's own entry of --peers is used.
 Result<std::optional<log::ClusterOptions>> ClusterOptionsFromFlags(const ClusterFlags& flags,
                                                                    const std::string& data_dir);
 
@@ -78,6 +84,8 @@ class ClusterGate {
 
   // The answer to coordinator.ClusterStatus.
   v1::ClusterStatusResponse Describe() const;
+  // The log's current configuration, with client addresses where known.
+  void DescribeNodes(google::protobuf::RepeatedPtrField<v1::ClusterNode>* nodes) const;
   // GET /readyz: 200 "ready" where CheckServing is OK, else 503 naming the leader.
   HttpReply Readiness() const;
 
@@ -93,6 +101,13 @@ class ClusterGate {
 
 // Registers coordinator.ClusterStatus on server (REQUIRES: before Listen); gate must outlive it.
 void ServeClusterStatus(net::RpcServer& server, const ClusterGate& gate);
+
+// Registers coordinator.ChangeMembership on the leader coordinator's server (REQUIRES: before
+// Listen): checks gate.CheckServing, records the optional client address, runs the change on
+// log and answers from io once it finished (log completes it on its Raft thread, which must not
+// touch the coordinator). gate, log and io must outlive server.
+void ServeChangeMembership(net::RpcServer& server, asio::io_context& io, const ClusterGate& gate,
+                           log::EventLog& log);
 
 // Registers every method of the client API except the read model's ListTransactions, Stats and
 // Watch (and ClusterStatus) to answer gate.NotLeader(): the follower's handlers. REQUIRES: before

@@ -593,6 +593,9 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions
     };
   }
   ServeClusterStatus(*impl->server, *impl->gate);
+  if (!options.follower) {
+    ServeChangeMembership(*impl->server, impl->io(), *impl->gate, *impl->log);
+  }
   auto read_side =
       ReadSide::Open(read_side_options, options.data_dir, *impl->log, impl->clock, std::move(live));
   if (!read_side.ok()) return read_side.status();

@@ -212,6 +212,10 @@ int main(int argc, char** argv) {
   app.add_option("--election-timeout-ms", election_timeout_ms,
                  "Cluster mode: Raft election timeout (default 500)");
   app.add_option("--heartbeat-ms", heartbeat_ms, "Cluster mode: Raft heartbeat (default 50)");
+  bool join = false;
+  app.add_flag("--join", join,
+               "Cluster mode: join a running cluster (never bootstrap; wait for `treaty cluster "
+               "add-node`). --peers then needs only this node's entry");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -226,6 +230,7 @@ int main(int argc, char** argv) {
     cluster_flags.election_timeout_ms = election_timeout_ms;
   }
   if (app.count("--heartbeat-ms") > 0) cluster_flags.heartbeat_ms = heartbeat_ms;
+  cluster_flags.join = join;
   auto cluster = treaty::coordinator::ClusterOptionsFromFlags(cluster_flags, options.data_dir);
   if (!cluster.ok()) {
     std::fprintf(stderr, "treatyd: %s\n", cluster.status().message().c_str());

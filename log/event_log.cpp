@@ -508,10 +508,7 @@ ClusterState EventLog::WaitClusterChange(uint64_t seen_epoch, int64_t timeout_ms
   return cluster_state();
 }
 
-std::vector<ClusterPeer> EventLog::cluster_peers() const {
-  if (!impl_->options_.cluster) return {};
-  return impl_->options_.cluster->peers;
-}
+// cluster_peers() and the membership changes: event_log_cluster.cpp.
 
 std::string_view ClusterRoleName(ClusterRole role) {
   switch (role) {

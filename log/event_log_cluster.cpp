@@ -20,6 +20,7 @@
 #include <chrono>
 #include <climits>
 #include <deque>
+#include <future>
 #include <map>
 #include <random>
 #include <thread>
@@ -115,6 +116,10 @@ class Replica final : public RaftHost {
   }
   ClusterState Wait(uint64_t seen_epoch, int64_t timeout_ms) const {
     return node_->WaitChange(seen_epoch, timeout_ms);
+  }
+  std::vector<ClusterPeer> Configuration() const { return node_->configuration(); }
+  void ChangeMembership(MembershipChange change, std::function<void(Status)> done) {
+    node_->ChangeMembership(std::move(change), std::move(done));
   }
 
   // ---- RaftHost (raft thread) ----
@@ -417,6 +422,60 @@ class Replica final : public RaftHost {
 }  // namespace treaty::log::internal
 
 namespace treaty::log {
+
+std::vector<ClusterPeer> EventLog::cluster_peers() const {
+  if (!impl_->replica_) return {};
+  return impl_->replica_->Configuration();
+}
+
+void EventLog::ChangeMembership(MembershipChange change, std::function<void(Status)> done) {
+  if (!impl_->replica_) {
+    return done(Status::FailedPrecondition(
+        "membership changes need cluster mode (treatyd --node-id/--raft/--peers)"));
+  }
+  if (change.id == 0) return done(Status::InvalidArgument("a node id must be >= 1"));
+  if (change.action == MembershipChange::Action::kAdd && change.raft_address.empty()) {
+    return done(Status::InvalidArgument("adding a node needs its Raft address"));
+  }
+  impl_->replica_->ChangeMembership(std::move(change), std::move(done));
+}
+
+namespace {
+
+Status ChangeAndWait(EventLog& log, MembershipChange change, int64_t timeout_ms) {
+  // Shared: the change may finish after this caller gave up.
+  auto result = std::make_shared<std::promise<Status>>();
+  std::future<Status> future = result->get_future();
+  log.ChangeMembership(std::move(change), [result](Status s) { result->set_value(std::move(s)); });
+  if (future.wait_for(std::chrono::milliseconds(timeout_ms)) != std::future_status::ready) {
+    return Status::DeadlineExceeded(fmt::format(
+        "the membership change did not finish within {} ms; it may still complete (check the "
+        "configuration before retrying)",
+        timeout_ms));
+  }
+  return future.get();
+}
+
+}  // namespace
+
+Status EventLog::AddNode(uint64_t id, std::string raft_address, int64_t timeout_ms) {
+  return ChangeAndWait(*this, {MembershipChange::Action::kAdd, id, std::move(raft_address)},
+                       timeout_ms);
+}
+
+Status EventLog::RemoveNode(uint64_t id, int64_t timeout_ms) {
+  return ChangeAndWait(*this, {MembershipChange::Action::kRemove, id, ""}, timeout_ms);
+}
+
+std::string_view ClusterMemberRoleName(ClusterMemberRole role) {
+  switch (role) {
+    case ClusterMemberRole::kVoter: return "voter";
+    case ClusterMemberRole::kStandby: return "standby";
+    case ClusterMemberRole::kSpare: return "spare";
+  }
+  return "unknown";
+}
+
 // Here, where Replica is complete.
 EventLog::Impl::Impl(LogOptions opts, std::unique_ptr<internal::Store> db, uint64_t recovered_lsn)
     : options_(std::move(opts)), store_(std::move(db)), last_lsn_(recovered_lsn) {}

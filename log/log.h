@@ -32,10 +32,25 @@
 namespace treaty::log {
 
 // Cluster mode: the log's events are replicated with Raft (libraft) before they are applied.
-// One member of the fixed voter set the cluster was bootstrapped with.
+// A member's part in the Raft configuration: a voter counts for the majority; a standby gets
+// the log without voting; a spare gets nothing (a node just added, before its promotion).
+enum class ClusterMemberRole { kVoter, kStandby, kSpare };
+std::string_view ClusterMemberRoleName(ClusterMemberRole role);  // "voter", "standby", "spare"
+
+// One member of the cluster: of the voter set it was bootstrapped with, or of its current
+// configuration (EventLog::cluster_peers).
 struct ClusterPeer {
   uint64_t id = 0;           // >= 1, unique
   std::string raft_address;  // host:port of its Raft transport
+  ClusterMemberRole role = ClusterMemberRole::kVoter;
+};
+
+// A membership change (EventLog::AddNode / RemoveNode / ChangeMembership).
+struct MembershipChange {
+  enum class Action { kAdd, kRemove };
+  Action action = Action::kAdd;
+  uint64_t id = 0;
+  std::string raft_address;  // kAdd only: the new node's Raft address
 };
 
 struct ClusterOptions {
@@ -53,6 +68,9 @@ struct ClusterOptions {
   uint32_t snapshot_trailing = 2048;
   // Most entries proposed and not yet applied (each entry carries many appends).
   uint32_t max_entries_in_flight = 8;
+  // Join an existing cluster: never bootstrap, even with an empty Raft directory; the node waits
+  // until the leader adds it (EventLog::AddNode). Only this node's entry of peers is used then.
+  bool join = false;
 };
 
 enum class ClusterRole { kSingle, kUnavailable, kFollower, kCandidate, kLeader };
@@ -202,8 +220,27 @@ class EventLog {
   // Blocks until cluster_state().epoch differs from seen_epoch or timeout_ms passes; returns the
   // state then. Never call it from an AppendDone callback.
   ClusterState WaitClusterChange(uint64_t seen_epoch, int64_t timeout_ms) const;
-  // The configured voters (empty for a single-node log).
+  // The current Raft configuration as this node knows it (the latest one in its log, committed
+  // or not), with each member's role; empty for a single-node log and for a joining node that
+  // was not added yet.
   std::vector<ClusterPeer> cluster_peers() const;
+
+  // Membership changes, on the serving leader only (else UNAVAILABLE), one at a time (another
+  // one in progress: FAILED_PRECONDITION). done runs once, on the Raft thread or, for an
+  // immediate refusal, on the caller's: it must not block nor call back into this log's
+  // blocking methods. A single-node log answers FAILED_PRECONDITION.
+  //   kAdd: adds the node as a spare, then promotes it to voter once it has caught up (libraft
+  //   does the catch-up). The node must run already, started to join (ClusterOptions::join).
+  //   Adding a voter again with the same address is OK (nothing to do); an id or an address
+  //   already used by another member is FAILED_PRECONDITION.
+  //   kRemove: removes the node (OK when it is no member). Removing the last voter is
+  //   FAILED_PRECONDITION. The leader may remove itself: it steps down once the change
+  //   committed. A removed node keeps running and campaigning: stop it.
+  void ChangeMembership(MembershipChange change, std::function<void(Status)> done);
+  // The blocking forms; any thread except the log's own callbacks. DEADLINE_EXCEEDED when the
+  // change did not finish in time: it may still complete (see cluster_peers()).
+  Status AddNode(uint64_t id, std::string raft_address, int64_t timeout_ms = 30000);
+  Status RemoveNode(uint64_t id, int64_t timeout_ms = 10000);
 
   struct Impl;  // log/event_log_impl.h
 

@@ -40,6 +40,68 @@ ClusterRole RoleOf(int raft_state) {
   }
 }
 
+ClusterMemberRole MemberRoleOf(int raft_role) {
+  switch (raft_role) {
+    case RAFT_STANDBY: return ClusterMemberRole::kStandby;
+    case RAFT_SPARE: return ClusterMemberRole::kSpare;
+    default: return ClusterMemberRole::kVoter;
+  }
+}
+
+std::vector<ClusterPeer> ConfigurationOf(const struct raft* r) {
+  std::vector<ClusterPeer> out;
+  for (unsigned i = 0; i < r->configuration.n; ++i) {
+    const raft_server& s = r->configuration.servers[i];
+    out.push_back({s.id, s.address == nullptr ? "" : s.address, MemberRoleOf(s.role)});
+  }
+  return out;
+}
+
+bool SameConfiguration(const std::vector<ClusterPeer>& a, const std::vector<ClusterPeer>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].id != b[i].id || a[i].raft_address != b[i].raft_address || a[i].role != b[i].role) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string Describe(const MembershipChange& c) {
+  return c.action == MembershipChange::Action::kAdd
+             ? fmt::format("adding node {} at {}", c.id, c.raft_address)
+             : fmt::format("removing node {}", c.id);
+}
+
+// A libraft error of a membership change as a Status.
+Status ChangeError(int rv, const MembershipChange& c) {
+  const std::string what = Describe(c);
+  switch (rv) {
+    case RAFT_CANTCHANGE:
+      return Status::FailedPrecondition(
+          what + ": another membership change is still in progress (one at a time); retry once "
+                 "it finished");
+    case RAFT_NOTLEADER:
+    case RAFT_LEADERSHIPLOST:
+      return Status::Unavailable(
+          what + ": this node lost the leadership; the change may or may not take effect (check "
+                 "treaty cluster status, then retry)");
+    case RAFT_NOCONNECTION:
+      // libraft gave up promoting an added node it could not reach to catch it up.
+      return Status::FailedPrecondition(fmt::format(
+          "{}: the node could not be reached to catch up (is its treatyd running with --join at "
+          "that Raft address?); it stays a spare: start it and add it again, or remove it",
+          what));
+    case RAFT_BADID:
+    case RAFT_DUPLICATEID:
+    case RAFT_DUPLICATEADDRESS:
+    case RAFT_BADROLE:
+      return Status::FailedPrecondition(what + ": " + raft_strerror(rv));
+    default:
+      return Status::Unavailable(what + ": " + raft_strerror(rv));
+  }
+}
+
 // The stock TCP transport, with TCP_NODELAY set on every connection before libraft gets it.
 struct NoDelayTransport {
   raft_uv_transport outer{};
@@ -147,7 +209,9 @@ struct RaftNode::Loop {
   struct raft raft{};
   uv_async_t wake{};
   uv_async_t stop{};
+  uv_async_t command{};
   uv_timer_t poll{};
+  struct raft_change change_req{};  // the membership change in progress (one at a time)
   struct raft_barrier barrier{};
   std::thread thread;
   bool closing = false;
@@ -242,6 +306,36 @@ struct RaftNode::Loop {
     if (!self->closing) self->node->host_->OnProposable();
   }
 
+  static void OnCommand(uv_async_t* h) {
+    Loop* self = static_cast<Loop*>(h->data);
+    std::deque<Change> commands;
+    {
+      std::lock_guard<std::mutex> lock(self->node->mu_);
+      commands.swap(self->node->commands_);
+    }
+    for (Change& c : commands) {
+      if (self->closing) {
+        c.done(Status::Unavailable("the Raft node is shutting down"));
+      } else {
+        self->node->StartChange(std::move(c));
+      }
+    }
+  }
+
+  static void OnChange(struct raft_change* req, int status) {
+    Loop* self = static_cast<Loop*>(req->data);
+    RaftNode* node = self->node;
+    if (!node->change_) return;
+    if (status != 0) return node->FinishChange(ChangeError(status, node->change_->change));
+    if (node->change_->change.action == MembershipChange::Action::kAdd && !node->promoting_ &&
+        !self->closing) {
+      // The node is a spare now; promote it from the loop, outside libraft's callback.
+      node->promote_due_ = true;
+      return;
+    }
+    node->FinishChange(Status::Ok());
+  }
+
   static void OnPoll(uv_timer_t* h) {
     Loop* self = static_cast<Loop*>(h->data);
     if (!self->closing) self->node->Poll();
@@ -255,7 +349,12 @@ struct RaftNode::Loop {
     raft_uv_tcp_close(&self->transport.inner);
     uv_close(reinterpret_cast<uv_handle_t*>(&self->wake), OnHandleClosed);
     uv_close(reinterpret_cast<uv_handle_t*>(&self->stop), OnHandleClosed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&self->command), OnHandleClosed);
     uv_close(reinterpret_cast<uv_handle_t*>(&self->poll), OnHandleClosed);
+    // libraft fails a pending change when it closes; in case it did not, the caller hears now.
+    if (self->node->change_) {
+      self->node->FinishChange(Status::Unavailable("the Raft node shut down during the change"));
+    }
   }
 
   static void OnStop(uv_async_t* h) {
@@ -324,13 +423,17 @@ Result<std::unique_ptr<RaftNode>> RaftNode::Start(const ClusterOptions& options,
   raft_set_snapshot_trailing(&l.raft, options.snapshot_trailing);
   raft_set_pre_vote(&l.raft, true);
 
-  raft_configuration conf;
-  raft_configuration_init(&conf);
-  for (const ClusterPeer& p : options.peers) {
-    raft_configuration_add(&conf, p.id, p.raft_address.c_str(), RAFT_VOTER);
+  // A joining node starts empty and gets its configuration from the leader that adds it.
+  int boot = RAFT_CANTBOOTSTRAP;
+  if (!options.join) {
+    raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (const ClusterPeer& p : options.peers) {
+      raft_configuration_add(&conf, p.id, p.raft_address.c_str(), RAFT_VOTER);
+    }
+    boot = raft_bootstrap(&l.raft, &conf);
+    raft_configuration_close(&conf);
   }
-  const int boot = raft_bootstrap(&l.raft, &conf);
-  raft_configuration_close(&conf);
   if (boot != 0 && boot != RAFT_CANTBOOTSTRAP) {
     return Status::Unavailable(fmt::format("cluster: bootstrapping {} failed: {} {}",
                                            options.raft_dir, raft_strerror(boot),
@@ -342,6 +445,9 @@ Result<std::unique_ptr<RaftNode>> RaftNode::Start(const ClusterOptions& options,
   l.wake.data = &l;
   uv_async_init(&l.loop, &l.stop, Loop::OnStop);
   l.stop.data = &l;
+  uv_async_init(&l.loop, &l.command, Loop::OnCommand);
+  l.command.data = &l;
+  l.change_req.data = &l;
   uv_timer_init(&l.loop, &l.poll);
   l.poll.data = &l;
   l.barrier.data = &l;
@@ -358,6 +464,9 @@ Result<std::unique_ptr<RaftNode>> RaftNode::Start(const ClusterOptions& options,
     std::lock_guard<std::mutex> lock(node->mu_);
     node->published_.node_id = options.node_id;
     node->published_.role = ClusterRole::kUnavailable;
+    // raft_start loaded the configuration; the raft thread does not run yet.
+    node->last_configuration_ = ConfigurationOf(&l.raft);
+    node->configuration_ = node->last_configuration_;
   }
   spdlog::info("raft: node {} started at {} (dir {})", options.node_id, self_address,
                options.raft_dir);
@@ -374,6 +483,13 @@ void RaftNode::Stop() {
   if (!loop_ || !loop_->thread.joinable()) return;
   uv_async_send(&loop_->stop);
   loop_->thread.join();
+  std::deque<Change> refused;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped_ = true;
+    refused.swap(commands_);
+  }
+  for (Change& c : refused) c.done(Status::Unavailable("the Raft node stopped"));
   ClusterState s = state();
   s.role = ClusterRole::kUnavailable;
   s.serving = false;
@@ -381,6 +497,118 @@ void RaftNode::Stop() {
 }
 
 void RaftNode::Wake() { uv_async_send(&loop_->wake); }
+
+void RaftNode::ChangeMembership(MembershipChange change, std::function<void(Status)> done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopped_) {
+      commands_.push_back({std::move(change), std::move(done)});
+      uv_async_send(&loop_->command);
+      return;
+    }
+  }
+  done(Status::Unavailable("the Raft node stopped"));
+}
+
+void RaftNode::StartChange(Change c) {
+  struct raft* r = &loop_->raft;
+  const MembershipChange& m = c.change;
+  if (change_) {
+    return c.done(Status::FailedPrecondition(fmt::format(
+        "{}: another membership change ({}) is in progress (one at a time); retry once it "
+        "finished",
+        Describe(m), Describe(change_->change))));
+  }
+  if (!serving_) {
+    return c.done(Status::Unavailable(
+        fmt::format("node {} is not the serving leader", options_.node_id)));
+  }
+  const std::vector<ClusterPeer> conf = ConfigurationOf(r);
+  const ClusterPeer* member = nullptr;
+  size_t voters = 0;
+  for (const ClusterPeer& p : conf) {
+    if (p.id == m.id) member = &p;
+    if (p.role == ClusterMemberRole::kVoter) ++voters;
+  }
+  int rv = 0;
+  if (m.action == MembershipChange::Action::kAdd) {
+    for (const ClusterPeer& p : conf) {
+      if (p.id != m.id && p.raft_address == m.raft_address) {
+        return c.done(Status::FailedPrecondition(fmt::format(
+            "{}: node {} already uses that Raft address", Describe(m), p.id)));
+      }
+    }
+    if (member != nullptr && member->raft_address != m.raft_address) {
+      return c.done(Status::FailedPrecondition(
+          fmt::format("{}: node {} is already a member, at {}; remove it first", Describe(m),
+                      m.id, member->raft_address)));
+    }
+    if (member != nullptr && member->role == ClusterMemberRole::kVoter) {
+      return c.done(Status::Ok());  // done before (a retried request)
+    }
+    change_ = std::move(c);
+    if (member != nullptr) {
+      // Added before but not promoted (an earlier request timed out or lost the leadership).
+      promote_due_ = true;
+      return PromoteAdded();
+    }
+    promoting_ = false;
+    // c (and m with it) was moved into change_.
+    const MembershipChange& added = change_->change;
+    rv = raft_add(r, &loop_->change_req, added.id, added.raft_address.c_str(), Loop::OnChange);
+  } else {
+    if (member == nullptr) return c.done(Status::Ok());  // not (any more) a member
+    if (member->role == ClusterMemberRole::kVoter && voters == 1) {
+      return c.done(Status::FailedPrecondition(
+          fmt::format("{}: it is the last voter of the cluster", Describe(m))));
+    }
+    const uint64_t id = m.id;
+    change_ = std::move(c);
+    rv = raft_remove(r, &loop_->change_req, id, Loop::OnChange);
+  }
+  if (rv != 0) return FinishChange(ChangeError(rv, change_->change));
+  spdlog::info("raft: {}", Describe(change_->change));
+}
+
+void RaftNode::PromoteAdded() {
+  promote_due_ = false;
+  promoting_ = true;
+  if (!change_) return;
+  spdlog::info("raft: node {} was added as a spare; promoting it to voter once it caught up",
+               change_->change.id);
+  const int rv = raft_assign(&loop_->raft, &loop_->change_req, change_->change.id, RAFT_VOTER,
+                             Loop::OnChange);
+  if (rv != 0) FinishChange(ChangeError(rv, change_->change));
+}
+
+void RaftNode::FinishChange(Status status) {
+  if (!change_) return;
+  Change c = std::move(*change_);
+  change_.reset();
+  promote_due_ = false;
+  promoting_ = false;
+  // The caller may read cluster_peers() at once: publish the new configuration first.
+  PublishConfiguration();
+  if (status.ok()) {
+    spdlog::info("raft: done {}", Describe(c.change));
+  } else {
+    spdlog::warn("raft: {}", status.ToString());
+  }
+  c.done(std::move(status));
+}
+
+void RaftNode::PublishConfiguration() {
+  std::vector<ClusterPeer> conf = ConfigurationOf(&loop_->raft);
+  if (SameConfiguration(conf, last_configuration_)) return;
+  last_configuration_ = conf;
+  std::lock_guard<std::mutex> lock(mu_);
+  configuration_ = std::move(conf);
+}
+
+std::vector<ClusterPeer> RaftNode::configuration() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return configuration_;
+}
 
 Status RaftNode::Propose(std::string_view entry, uint64_t tag) {
   if (!serving_) {
@@ -432,6 +660,14 @@ void RaftNode::Poll() {
     barrier_term_ = r->current_term;
     if (raft_barrier(r, &loop_->barrier, Loop::OnBarrier) != 0) barrier_pending_ = false;
   }
+  if (promote_due_ && change_) {
+    if (serving_) {
+      PromoteAdded();
+    } else {
+      FinishChange(ChangeError(RAFT_LEADERSHIPLOST, change_->change));
+    }
+  }
+  PublishConfiguration();
   ClusterState next;
   next.node_id = options_.node_id;
   next.role = RoleOf(role);

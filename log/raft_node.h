@@ -13,10 +13,14 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 #include "log/log.h"
@@ -46,8 +50,9 @@ class RaftHost {
 class RaftNode {
  public:
   // Starts the node: creates options.raft_dir, bootstraps it with options.peers when it holds no
-  // Raft state yet, and starts the raft thread. Errors: INVALID_ARGUMENT for bad options,
-  // UNAVAILABLE when the directory or the Raft address cannot be used.
+  // Raft state yet (never with options.join), and starts the raft thread. Errors:
+  // INVALID_ARGUMENT for bad options, UNAVAILABLE when the directory or the Raft address cannot be
+  // used.
   static Result<std::unique_ptr<RaftNode>> Start(const ClusterOptions& options, RaftHost* host);
 
   // Stops the node (Stop()).
@@ -71,9 +76,15 @@ class RaftNode {
   // Proposals not yet applied or failed. Raft thread only.
   size_t in_flight() const { return in_flight_; }
 
+  // Any thread: runs a membership change on the raft thread (EventLog::ChangeMembership has the
+  // contract). done runs once, on the raft thread (or on the caller's if the node stopped).
+  void ChangeMembership(MembershipChange change, std::function<void(Status)> done);
+
   // Thread-safe published state.
   ClusterState state() const;
   ClusterState WaitChange(uint64_t seen_epoch, int64_t timeout_ms) const;
+  // The Raft configuration as last published (empty before this node has one).
+  std::vector<ClusterPeer> configuration() const;
   // Raft thread only: whether this node is the serving leader right now.
   bool serving_on_loop() const { return serving_; }
 
@@ -84,6 +95,17 @@ class RaftNode {
   // Raft thread: re-reads libraft's state, publishes changes, starts the leader barrier.
   void Poll();
   void Publish(const ClusterState& next);
+  // Raft thread: publishes libraft's configuration when it changed.
+  void PublishConfiguration();
+  // Raft thread: membership changes.
+  struct Change {
+    MembershipChange change;
+    std::function<void(Status)> done;
+  };
+  void StartChange(Change change);
+  // The promotion of an added node, once its addition committed (not from libraft's callback).
+  void PromoteAdded();
+  void FinishChange(Status status);
 
   friend struct Loop;
   std::unique_ptr<Loop> loop_;
@@ -97,10 +119,17 @@ class RaftNode {
   int last_role_ = -1;
   uint64_t last_term_ = 0;
   uint64_t barrier_term_ = 0;
+  std::optional<Change> change_;  // the membership change in progress
+  bool promote_due_ = false;      // change_ is an add whose first step committed
+  bool promoting_ = false;        // change_ is an add in its second step (raft_assign)
+  std::vector<ClusterPeer> last_configuration_;
 
   mutable std::mutex mu_;
   mutable std::condition_variable changed_;
   ClusterState published_;  // guarded by mu_
+  std::vector<ClusterPeer> configuration_;  // guarded by mu_
+  std::deque<Change> commands_;             // guarded by mu_; for the raft thread
+  bool stopped_ = false;                    // guarded by mu_
 };
 
 }  // namespace treaty::log::internal

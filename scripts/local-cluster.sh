@@ -5,11 +5,15 @@
 #   scripts/local-cluster.sh start   [--dir DIR] [--base-port N]   start everything (background)
 #   scripts/local-cluster.sh status  [--dir DIR]                   `treaty cluster status`
 #   scripts/local-cluster.sh kill-leader [--dir DIR]               kill -9 the serving leader
-#   scripts/local-cluster.sh restart NODE [--dir DIR]              start node NODE (1..3) again
+#   scripts/local-cluster.sh restart NODE [--dir DIR]              start node NODE (1..9) again
+#   scripts/local-cluster.sh add-node NODE [--dir DIR]             start node NODE (4..9) with
+#                                                                  --join, then cluster add-node it
+#   scripts/local-cluster.sh remove-node NODE [--dir DIR]          cluster remove-node, stop it
 #   scripts/local-cluster.sh stop    [--dir DIR]                   stop everything, keep the data
 #
 # Ports (base N, default 7700): clients N+1..N+3, Raft N+11..N+13, admin HTTP N+21..N+23 (/healthz,
-# /readyz, /metrics), bank-a N+31, bank-b N+32, inventory/payment/shipping N+41..N+43.
+# /readyz, /metrics; added nodes 4..9 likewise), bank-a N+31, bank-b N+32,
+# inventory/payment/shipping N+41..N+43.
 # DIR (default /tmp/treaty-local-cluster) holds each process's data directory and log, and
 # cluster.env (COORDINATORS=... for `treaty --coordinator "$COORDINATORS"`).
 # Binaries come from ${BUILD_DIR:-build}/bin: run scripts/build.sh first.
@@ -26,7 +30,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --dir) DIR=$2; shift 2 ;;
     --base-port) BASE=$2; shift 2 ;;
-    [1-3]) NODE=$1; shift ;;
+    [1-9]) NODE=$1; shift ;;
     *) echo "local-cluster.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -45,9 +49,11 @@ load_env() {
 }
 
 start_node() {
-  local i=$1
+  local i=$1 peers=$PEERS join=()
+  # Nodes beyond the first three were added at run time: they never bootstrap.
+  if [ "$i" -gt 3 ]; then peers="$i=$(raft "$i")"; join=(--join); fi
   mkdir -p "$DIR/treatyd-$i"
-  "$BIN/treatyd" --node-id "$i" --raft "$(raft "$i")" --peers "$PEERS" \
+  "$BIN/treatyd" --node-id "$i" --raft "$(raft "$i")" --peers "$peers" "${join[@]}" \
     --listen "$(client "$i")" --admin "$(admin "$i")" --data-dir "$DIR/treatyd-$i/data" \
     --log-level "${TREATY_LOG_LEVEL:-info}" >>"$DIR/treatyd-$i/treatyd.log" 2>&1 &
   echo $! >"$DIR/treatyd-$i/pid"
@@ -65,9 +71,10 @@ start_participant() {
 
 running() { [ -f "$1/pid" ] && kill -0 "$(cat "$1/pid")" 2>/dev/null; }
 
-# The node (1..3) whose /readyz answers 200: the serving leader.
+# The node whose /readyz answers 200: the serving leader.
 leader() {
-  for i in 1 2 3; do
+  for i in 1 2 3 4 5 6 7 8 9; do
+    [ "$i" -le 3 ] || [ -d "$DIR/treatyd-$i" ] || continue
     if curl -fs -m 1 "http://$(admin "$i")/readyz" >/dev/null 2>&1; then
       echo "$i"
       return 0
@@ -124,10 +131,36 @@ case "$cmd" in
     BASE=${BASE_PORT:-$BASE}
     COORDINATORS="$(client 1),$(client 2),$(client 3)"
     PEERS="1=$(raft 1),2=$(raft 2),3=$(raft 3)"
-    [ -n "$NODE" ] || { echo "local-cluster.sh restart: name the node, 1..3" >&2; exit 2; }
+    [ -n "$NODE" ] || { echo "local-cluster.sh restart: name the node, 1..9" >&2; exit 2; }
     running "$DIR/treatyd-$NODE" && { echo "node $NODE is running"; exit 0; }
     start_node "$NODE"
     echo "started node $NODE"
+    ;;
+  add-node)
+    load_env
+    BASE=${BASE_PORT:-$BASE}
+    if [ -z "$NODE" ] || [ "$NODE" -le 3 ]; then
+      echo "local-cluster.sh add-node: name the node, 4..9" >&2; exit 2
+    fi
+    running "$DIR/treatyd-$NODE" || start_node "$NODE"
+    "$BIN/treaty" --coordinator "$COORDINATORS" cluster add-node "$NODE" "$(raft "$NODE")" \
+      --client-address "$(client "$NODE")"
+    case ",$COORDINATORS," in
+      *",$(client "$NODE"),"*) ;;
+      *) COORDINATORS="$COORDINATORS,$(client "$NODE")" ;;
+    esac
+    printf 'COORDINATORS=%s\nBASE_PORT=%s\n' "$COORDINATORS" "$BASE" >"$DIR/cluster.env"
+    ;;
+  remove-node)
+    load_env
+    BASE=${BASE_PORT:-$BASE}
+    [ -n "$NODE" ] || { echo "local-cluster.sh remove-node: name the node" >&2; exit 2; }
+    "$BIN/treaty" --coordinator "$COORDINATORS" cluster remove-node "$NODE"
+    # A removed node keeps campaigning: stop it now.
+    if running "$DIR/treatyd-$NODE"; then kill "$(cat "$DIR/treatyd-$NODE/pid")"; fi
+    COORDINATORS=$(echo ",$COORDINATORS," | sed "s|,$(client "$NODE"),|,|; s|^,||; s|,$||")
+    printf 'COORDINATORS=%s\nBASE_PORT=%s\n' "$COORDINATORS" "$BASE" >"$DIR/cluster.env"
+    echo "stopped node $NODE"
     ;;
   stop)
     for d in "$DIR"/*/; do
@@ -141,7 +174,7 @@ case "$cmd" in
     echo "stopped (data kept in $DIR)"
     ;;
   *)
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] && exit 2
     echo "local-cluster.sh: unknown command '$cmd'" >&2
     exit 2

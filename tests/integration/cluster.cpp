@@ -166,12 +166,36 @@ std::vector<Node*> IntegrationTest::AddTreatydCluster(int n, const std::vector<s
                   "--node-id", std::to_string(i),
                   "--raft", LoopbackAddress(raft_ports[static_cast<size_t>(i - 1)]),
                   "--peers", peers};
+    node->raft_address = LoopbackAddress(raft_ports[static_cast<size_t>(i - 1)]);
     node->argv.insert(node->argv.end(), extra_args.begin(), extra_args.end());
     coordinators_.push_back(node.get());
     nodes_.push_back(std::move(node));
   }
   treatyd_ = coordinators_.front();
   return coordinators_;
+}
+
+Node& IntegrationTest::AddTreatydJoiner(uint64_t id, const std::vector<std::string>& extra_args) {
+  auto bin = BinPath("treatyd");
+  auto node = std::make_unique<Node>();
+  node->name = "treatyd-" + std::to_string(id);
+  node->port = PickFreePort();
+  node->address = LoopbackAddress(node->port);
+  node->admin_port = PickFreePort();
+  node->data_dir = tmp_->Sub(node->name + "-data");
+  node->raft_address = LoopbackAddress(PickFreePort());
+  node->argv = {bin.ok() ? *bin : BinDir() + "/treatyd",
+                "--data-dir", node->data_dir,
+                "--listen", node->address,
+                "--admin", LoopbackAddress(node->admin_port),
+                "--node-id", std::to_string(id),
+                "--raft", node->raft_address,
+                "--peers", std::to_string(id) + "=" + node->raft_address,
+                "--join"};
+  node->argv.insert(node->argv.end(), extra_args.begin(), extra_args.end());
+  coordinators_.push_back(node.get());
+  nodes_.push_back(std::move(node));
+  return *nodes_.back();
 }
 
 std::string IntegrationTest::CoordinatorList() const {

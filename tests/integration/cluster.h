@@ -35,6 +35,7 @@ struct Node {
   std::string address;      // "127.0.0.1:<port>"
   uint16_t admin_port = 0;  // treatyd only
   std::string data_dir;
+  std::string raft_address;  // cluster treatyd only
   std::string service;         // banks only: the service it serves (== name unless an instance)
   std::string probe_account;   // banks only: an account used by the registration probe
   bool order_service = false;  // an order-participant (examples/order)
@@ -83,6 +84,10 @@ class IntegrationTest : public ::testing::Test {
   // fixture's coordinator calls then find the leader (hint, rotation, retry with backoff), and
   // participants and the CLI get the list of every node's address.
   std::vector<Node*> AddTreatydCluster(int n, const std::vector<std::string>& extra_args = {});
+  // Configures (does not start) one more cluster node "treatyd-<id>" that joins the cluster of
+  // AddTreatydCluster (--join: empty data dir, no bootstrap; `treaty cluster add-node` adds it).
+  // It joins coordinators() too.
+  Node& AddTreatydJoiner(uint64_t id, const std::vector<std::string>& extra_args = {});
   // The coordinator addresses, comma-separated (one address without a cluster).
   std::string CoordinatorList() const;
   const std::vector<Node*>& coordinators() const { return coordinators_; }

@@ -172,5 +172,66 @@ TEST_F(RaftClusterTest, MinorityRefusesToDecide) {
   EXPECT_EQ(after->at("bob"), finished->state() == v1::COMMITTED ? 1020 : 1010);
 }
 
+TEST_F(RaftClusterTest, AddsAJoiningNodeAndRemovesAFollower) {
+  SetUpCluster();
+  Node* leader = WaitLeader();
+  ASSERT_NE(leader, nullptr);
+  for (int i = 0; i < 5; ++i) Transfer("before-join-" + std::to_string(i), 1);
+
+  // A 4th treatyd started with --join and an empty data dir waits to be added.
+  Node& fourth = AddTreatydJoiner(4);
+  ASSERT_TRUE(Start(fourth));
+  CommandResult add = Treaty({"cluster", "add-node", "4", fourth.raft_address, "--client-address",
+                              fourth.address});
+  ASSERT_EQ(add.exit_code, 0) << add.Describe();
+  EXPECT_NE(add.out.find("voter"), std::string::npos) << add.out;
+  // Adding it again changes nothing; another id at its address is refused.
+  EXPECT_EQ(Treaty({"cluster", "add-node", "4", fourth.raft_address}).exit_code, 0);
+  EXPECT_EQ(Treaty({"cluster", "add-node", "5", fourth.raft_address}).exit_code, 5);
+
+  for (int i = 0; i < 5; ++i) Transfer("after-join-" + std::to_string(i), 1);
+  auto lead_status = ClusterStatusOf(*WaitLeader());
+  ASSERT_TRUE(lead_status.ok()) << lead_status.status().ToString();
+  EXPECT_EQ(lead_status->nodes_size(), 4);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto s = ClusterStatusOf(fourth);
+        return s.ok() && s->applied_index() >= lead_status->commit_index() &&
+               s->nodes_size() == 4 && s->role() == "follower";
+      },
+      20000))
+      << "the joined node did not catch up";
+
+  // Remove one original follower (its treatyd is stopped right after, as documented).
+  leader = WaitLeader();
+  ASSERT_NE(leader, nullptr);
+  Node* removed = Followers(leader).front();
+  if (removed == &fourth) removed = Followers(leader).back();
+  const std::string removed_id = removed->name.substr(removed->name.find('-') + 1);
+  CommandResult remove = Treaty({"cluster", "remove-node", removed_id});
+  ASSERT_EQ(remove.exit_code, 0) << remove.Describe();
+  removed->process->Kill9();
+  for (int i = 0; i < 3; ++i) Transfer("after-remove-" + std::to_string(i), 1);
+  auto after_remove = ClusterStatusOf(*leader);
+  ASSERT_TRUE(after_remove.ok());
+  EXPECT_EQ(after_remove->nodes_size(), 3);
+
+  // Three voters left: with one more original node down, two of three still commit.
+  Node* other = nullptr;
+  for (Node* c : Followers(leader)) {
+    if (c != removed && c != &fourth) other = c;
+  }
+  ASSERT_NE(other, nullptr);
+  other->process->Kill9();
+  Transfer("two-of-three", 1);
+  auto tx = GetTransaction("after-join-3");
+  ASSERT_TRUE(tx.ok()) << tx.status().ToString();
+  EXPECT_TRUE(IsCommitState(tx->state()));
+  auto balances_a = Balances(*bank_a_);
+  auto balances_b = Balances(*bank_b_);
+  ASSERT_TRUE(balances_a.ok() && balances_b.ok());
+  EXPECT_EQ(balances_a->at("alice") + balances_b->at("bob"), 2000);
+}
+
 }  // namespace
 }  // namespace treaty::integ

@@ -12,6 +12,7 @@ inline constexpr char kRegister[] = "coordinator.Register";              // Regi
 inline constexpr char kQueryOutcome[] = "coordinator.QueryOutcome";      // QueryOutcomeRequest -> ...Response
 inline constexpr char kListServices[] = "coordinator.ListServices";      // ListServicesRequest -> ...Response
 inline constexpr char kClusterStatus[] = "coordinator.ClusterStatus";    // ClusterStatusRequest -> ...Response
+inline constexpr char kChangeMembership[] = "coordinator.ChangeMembership";  // ChangeMembershipRequest -> ...Response
 // Read model queries (proto/treaty/v1/query.proto).
 inline constexpr char kListTransactions[] = "coordinator.ListTransactions";  // ListTransactionsRequest -> ...Response
 inline constexpr char kStats[] = "coordinator.Stats";                        // StatsRequest -> StatsResponse

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <optional>
 #include <thread>
 
@@ -77,10 +78,8 @@ class ClusterLogTest : public ::testing::Test {
   std::optional<int> WaitLeader() {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (std::chrono::steady_clock::now() < deadline) {
-      for (int i = 0; i < kNodes; ++i) {
-        if (logs_[static_cast<size_t>(i)] && logs_[static_cast<size_t>(i)]->cluster_state().serving) {
-          return i;
-        }
+      for (size_t i = 0; i < logs_.size(); ++i) {
+        if (logs_[i] && logs_[i]->cluster_state().serving) return static_cast<int>(i);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -228,6 +227,116 @@ TEST_F(ClusterLogTest, MinorityRefusesToDecide) {
   auto rec = logs_[static_cast<size_t>(*leader)]->Find("lonely");
   ASSERT_TRUE(rec.ok());
   EXPECT_FALSE(rec->has_value()) << "a lone node applied an entry no majority has";
+}
+
+// Membership: a 4th node started to join (no bootstrap) is added and promoted, then one of the
+// original three is removed; the cluster keeps committing with the new configuration.
+TEST_F(ClusterLogTest, AddsAJoiningNodeAndRemovesAnOriginalOne) {
+  for (int i = 0; i < kNodes; ++i) StartNode(i);
+  std::optional<int> leader = WaitLeader();
+  ASSERT_TRUE(leader.has_value());
+  const uint64_t before = CommitMany(*logs_[static_cast<size_t>(*leader)], 10, "p");
+
+  // The 4th node: an empty directory, join (it knows only itself and waits to be added).
+  const ClusterPeer fourth{4, "127.0.0.1:" + std::to_string(FreePort())};
+  LogOptions options = NodeOptions(0);
+  options.dir = dir_.Sub("n4/log");
+  options.cluster->node_id = 4;
+  options.cluster->peers = {fourth};
+  options.cluster->raft_dir = dir_.Sub("n4/raft");
+  options.cluster->join = true;
+  std::filesystem::create_directories(dir_.Sub("n4"));
+  Result<std::unique_ptr<EventLog>> joined = EventLog::Open(options);
+  ASSERT_TRUE(joined.ok()) << joined.status().ToString();
+  logs_.push_back(std::move(*joined));
+  EXPECT_TRUE(logs_[3]->cluster_peers().empty()) << "a joining node has no configuration yet";
+  EXPECT_FALSE(logs_[3]->cluster_state().serving);
+
+  EventLog& lead = *logs_[static_cast<size_t>(*leader)];
+  // Only the leader changes the membership.
+  const int follower = (*leader + 1) % kNodes;
+  EXPECT_EQ(logs_[static_cast<size_t>(follower)]->AddNode(4, fourth.raft_address).code(),
+            StatusCode::kUnavailable);
+  // One change at a time: a second one while the first runs is refused.
+  std::promise<Status> first;
+  lead.ChangeMembership({MembershipChange::Action::kAdd, 4, fourth.raft_address},
+                        [&first](Status s) { first.set_value(std::move(s)); });
+  const Status second = lead.RemoveNode(static_cast<uint64_t>(follower + 1));
+  EXPECT_EQ(second.code(), StatusCode::kFailedPrecondition) << second.ToString();
+  const Status added = first.get_future().get();
+  ASSERT_TRUE(added.ok()) << added.ToString();
+  // Repeating it is harmless; the configuration lists 4 voters on the leader.
+  EXPECT_TRUE(lead.AddNode(4, fourth.raft_address).ok());
+  EXPECT_EQ(lead.AddNode(4, "127.0.0.1:1").code(), StatusCode::kFailedPrecondition);
+  std::vector<ClusterPeer> conf = lead.cluster_peers();
+  ASSERT_EQ(conf.size(), 4u);
+  for (const ClusterPeer& p : conf) {
+    EXPECT_EQ(p.role, ClusterMemberRole::kVoter) << "node " << p.id;
+  }
+
+  // The new node has the data from before it joined and what follows.
+  const uint64_t after_add = CommitMany(lead, 5, "q");
+  ASSERT_TRUE(WaitLsn(3, after_add)) << "the joined node did not catch up";
+  auto rec = logs_[3]->Find("p3");
+  ASSERT_TRUE(rec.ok() && rec->has_value());
+  EXPECT_EQ((*rec)->state(), v1::COMMITTED);
+  EXPECT_GT(after_add, before);
+  EXPECT_EQ(logs_[3]->cluster_peers().size(), 4u);
+
+  // Remove an original follower; appends still commit, and it gets nothing new.
+  const int removed = (*leader + 1) % kNodes;
+  ASSERT_TRUE(lead.RemoveNode(static_cast<uint64_t>(removed + 1)).ok());
+  EXPECT_TRUE(lead.RemoveNode(static_cast<uint64_t>(removed + 1)).ok());  // not a member: OK
+  EXPECT_EQ(lead.cluster_peers().size(), 3u);
+  const uint64_t removed_lsn = logs_[static_cast<size_t>(removed)]->last_lsn();
+  const uint64_t after_remove = CommitMany(lead, 5, "r");
+  ASSERT_TRUE(WaitLsn(3, after_remove));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(logs_[static_cast<size_t>(removed)]->last_lsn(), removed_lsn)
+      << "a removed node still receives entries";
+  logs_[static_cast<size_t>(removed)].reset();  // removed nodes keep campaigning: stop them
+
+  // The three voters left (leader, the other original, node 4) commit with 2 of 3 alive.
+  const int other = (*leader + 2) % kNodes;
+  logs_[static_cast<size_t>(other)].reset();
+  const uint64_t last = CommitMany(lead, 3, "t");
+  ASSERT_TRUE(WaitLsn(3, last));
+}
+
+TEST_F(ClusterLogTest, TheLeaderMayRemoveItselfAndStepsDown) {
+  for (int i = 0; i < kNodes; ++i) StartNode(i);
+  std::optional<int> leader = WaitLeader();
+  ASSERT_TRUE(leader.has_value());
+  CommitMany(*logs_[static_cast<size_t>(*leader)], 3, "u");
+  const Status removed =
+      logs_[static_cast<size_t>(*leader)]->RemoveNode(static_cast<uint64_t>(*leader + 1));
+  ASSERT_TRUE(removed.ok()) << removed.ToString();
+  logs_[static_cast<size_t>(*leader)].reset();  // a removed node keeps campaigning: stop it
+  std::optional<int> next = WaitLeader();
+  ASSERT_TRUE(next.has_value()) << "the two nodes left elected no leader";
+  EventLog& lead = *logs_[static_cast<size_t>(*next)];
+  EXPECT_EQ(lead.cluster_peers().size(), 2u);
+  const uint64_t last = CommitMany(lead, 3, "v");
+  for (int i = 0; i < kNodes; ++i) {
+    if (logs_[static_cast<size_t>(i)]) {
+      EXPECT_TRUE(WaitLsn(i, last)) << "node " << i + 1;
+    }
+  }
+}
+
+TEST_F(ClusterLogTest, RefusesMembershipChangesThatCannotWork) {
+  // A one-node cluster: its only voter cannot be removed.
+  peers_.resize(1);
+  StartNode(0);
+  ASSERT_TRUE(WaitLeader().has_value());
+  EXPECT_EQ(logs_[0]->RemoveNode(1).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(logs_[0]->AddNode(0, "127.0.0.1:1").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(logs_[0]->AddNode(2, peers_[0].raft_address).code(), StatusCode::kFailedPrecondition);
+  // No node ever answers at that address: the promotion cannot finish in time.
+  const Status lost = logs_[0]->AddNode(2, "127.0.0.1:" + std::to_string(FreePort()), 1500);
+  EXPECT_TRUE(lost.code() == StatusCode::kDeadlineExceeded ||
+              lost.code() == StatusCode::kFailedPrecondition)
+      << lost.ToString();
 }
 
 }  // namespace

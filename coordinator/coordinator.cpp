@@ -2,6 +2,8 @@
 // admits sagas and hands them to the saga shell (coordinator/saga_shell.h).
 #include "coordinator/coordinator.h"
 
+#include "coordinator/coordinator_impl.h"
+
 #include <spdlog/spdlog.h>
 
 #include <asio.hpp>
@@ -31,9 +33,6 @@
 #include "treaty/v1/participant.pb.h"
 
 namespace treaty::coordinator {
-
-// Longest client-chosen xid; xids are keys in the log and appear in every log line.
-inline constexpr size_t kMaxXidBytes = 128;
 
 namespace {
 
@@ -68,465 +67,120 @@ Status CheckDataDir(const std::string& dir) {
   return Status::Ok();
 }
 
-struct Coordinator::Impl {
-  CoordinatorOptions options;
-  SystemClock clock;
-  SeededRandom random{EntropySeed()};
-  // The log's completions of this coordinator's appends and barriers not run yet; ~Impl waits for
-  // them (a shared cluster log outlives the coordinator). Before the log: its last completions
-  // run while it closes.
-  PendingCallbacks pending;
-  // Declared before the log so that it is destroyed after it: the log's last completions post
-  // into this (already stopped) io_context.
-  net::IoThread io_thread;
-  std::unique_ptr<log::EventLog> owned_log;  // single node: opened by Start
-  log::EventLog* log = nullptr;              // owned_log or options.log
-  std::unique_ptr<ClusterGate> gate;
-  // After the log (closed before it), before the server, admin and metrics (gone before it).
-  std::unique_ptr<ReadSide> read_side;
-  std::unique_ptr<Registry> registry;
-  std::unique_ptr<Metrics> metrics;
-  std::unique_ptr<TwoPcCore> core;
-  std::unique_ptr<SagaShell> sagas;
-  std::unique_ptr<net::RpcServer> server;
-  std::unique_ptr<AdminServer> admin;
-  std::unique_ptr<ParticipantCaller> caller;
-  std::unique_ptr<resilience::KeyedTokenBuckets> admission;
-  std::unordered_map<uint64_t, net::Responder> waiting;  // Submit callers by client id
-  uint64_t next_client = 1;
-  bool stopped = false;
-  // Set (on the I/O thread) once it stopped after losing the leadership; read by the owner.
-  std::atomic<bool> lost_leadership{false};
+// ---- effects of the cores ----
 
-  // Stops the I/O thread before any member it uses is destroyed.
-  ~Impl() {
-    if (server) server->Stop();
-    io_thread.Stop();
-    pending.WaitIdle();
+void Coordinator::Impl::Execute(Effects fx) {
+  for (auto& a : fx.appends) Append(std::move(a));
+  for (auto& c : fx.calls) Call(std::move(c));
+  for (const auto& t : fx.timers) StartTimer(t);
+  for (auto& r : fx.replies) SendReply(std::move(r));
+  for (auto& r : fx.resolve_replies) SendReply(std::move(r), /*resolve=*/true);
+  for (const auto& f : fx.finished) {
+    metrics->TxFinished(f.state, f.duration_ms);
+    spdlog::debug("xid={} finished state={} duration_ms={}", f.xid, v1::TxState_Name(f.state),
+                  f.duration_ms);
   }
+  metrics->SetActive(active());
+}
 
-  asio::io_context& io() { return io_thread.io(); }
-
-  // ---- effects ----
-
-  void Execute(Effects fx) {
-    for (auto& a : fx.appends) Append(std::move(a));
-    for (auto& c : fx.calls) Call(std::move(c));
-    for (const auto& t : fx.timers) StartTimer(t);
-    for (auto& r : fx.replies) SendReply(std::move(r));
-    for (auto& r : fx.resolve_replies) SendReply(std::move(r), /*resolve=*/true);
-    for (const auto& f : fx.finished) {
-      metrics->TxFinished(f.state, f.duration_ms);
-      spdlog::debug("xid={} finished state={} duration_ms={}", f.xid, v1::TxState_Name(f.state),
-                    f.duration_ms);
-    }
-    metrics->SetActive(active());
-  }
-
-  // Transactions held in memory by both cores.
-  size_t active() const { return core->active() + (sagas ? sagas->active() : 0); }
-
-  void Append(AppendLog a) {
-    std::string xid = a.event.xid();
-    LogStep step = a.step;
-    std::vector<v1::LogEvent> events;
-    events.push_back(std::move(a.event));
-    log->Append(std::move(events), pending.Track([this, xid, step](Status s, uint64_t) {
-      asio::post(io(), [this, xid, step, s] {
-        if (stopped) return;
-        if (!s.ok()) {
-          spdlog::error("xid={} log append failed: {}", xid, s.ToString());
-          if (log->stopped_after_failure() || gate->LeadershipLost(s)) return Fatal(s);
-        }
-        Execute(core->Handle(LogDone{xid, step, s}));
-      });
-    }));
-  }
-
-  void Call(CallParticipant c) {
-    std::string instance = c.instance;
-    if (instance.empty()) {
-      // Only transactions logged before instances were recorded lack one: any live instance.
-      auto picked = registry->Pick(
-          c.service, c.xid, clock.NowMs(), [](const std::string&) { return true; },
-          [](const std::string&) { return 0u; });
-      if (!picked.ok()) {
-        asio::post(io(),
-                   [this, xid = c.xid, branch = c.branch, phase = c.phase, s = picked.status()] {
-                     if (!stopped) Execute(core->Handle(CallFailed{xid, branch, phase, s}));
-                   });
-        return;
-      }
-      instance = *picked;
-    }
-    caller->Call(c, instance,
-                 [this, xid = c.xid, branch = c.branch, phase = c.phase,
-                  service = c.service](Result<std::string> r) {
-                   if (stopped) return;
-                   if (!r.ok()) {
-                     spdlog::debug("xid={} branch={} {} to {} failed: {}", xid, branch,
-                                   PhaseName(phase), service, r.status().ToString());
-                     Execute(core->Handle(CallFailed{xid, branch, phase, r.status()}));
-                     return;
-                   }
-                   if (phase != Phase::kPrepare) {
-                     Execute(core->Handle(Acked{xid, branch, phase}));
-                     return;
-                   }
-                   auto vote = net::Decode<v1::PrepareResponse>(r);
-                   if (!vote.ok()) {
-                     Execute(core->Handle(CallFailed{xid, branch, phase, vote.status()}));
-                     return;
-                   }
-                   Execute(core->Handle(VoteReceived{xid, branch, vote->vote(), vote->reason()}));
-                 });
-  }
-
-  void StartTimer(const SetTimer& t) {
-    auto timer = std::make_shared<asio::steady_timer>(io(), std::chrono::milliseconds(t.delay_ms));
-    timer->async_wait([this, timer, xid = t.xid, id = t.timer_id](const asio::error_code& ec) {
-      if (ec || stopped) return;
-      Execute(core->Handle(TimerFired{xid, id}));
-    });
-  }
-
-  // resolve: r answers a Resolve input (a ResolveResponse), else a Submit.
-  void SendReply(Reply r, bool resolve = false) {
-    auto it = waiting.find(r.client);
-    if (it == waiting.end()) return;
-    net::Responder respond = std::move(it->second);
-    waiting.erase(it);
-    if (resolve) return respond(ResolveResponseOf(r));
-    if (!r.status.ok()) {
-      respond(r.status);
-      return;
-    }
-    v1::SubmitResponse resp;
-    resp.set_xid(r.xid);
-    resp.set_state(r.state);
-    resp.set_reason(r.reason);
-    respond(resp.SerializeAsString());
-  }
-
-  // Fail-stop: nothing more is decided or sent; the owner is told to stop the process. A cluster
-  // leader that lost the leadership stops the same way, but the process goes on (its owner
-  // starts a follower): the new leader recovers the transactions from the replicated log.
-  void Fatal(const Status& s) {
-    if (stopped) return;
-    stopped = true;
-    if (gate->LeadershipLost(s)) {
-      lost_leadership = true;
-      spdlog::warn("coordinator: leadership lost ({}); no longer driving {} transactions",
-                   s.ToString(), active());
-      const Status unknown =
-          Status::Unavailable("leadership lost; outcome unknown, retry with the same xid");
-      for (auto& [client, respond] : waiting) respond(unknown);
-      waiting.clear();
-      sagas->FailWaiting(unknown);
-      return;
-    }
-    spdlog::critical("coordinator stopping: {}", s.ToString());
-    if (options.on_fatal) options.on_fatal(s);
-  }
-
-  // ---- client API ----
-
-  void HandleSubmit(v1::SubmitRequest req, net::Responder respond) {
-    if (req.xid().empty()) req.set_xid(NewXid(random, "tx"));
-    if (req.xid().size() > kMaxXidBytes) {
-      metrics->SubmitRejected();
-      respond(
-          Status::InvalidArgument("xid is longer than " + std::to_string(kMaxXidBytes) + " bytes"));
-      return;
-    }
-    if (sagas->Holds(req.xid())) {
-      respond(Status::AlreadyExists("xid " + req.xid() + " is used by a saga"));
-      return;
-    }
-    if (!core->Get(req.xid())) {
-      // Not held in memory: it may be finished (or ending) in the log.
-      auto found = log->Find(req.xid());
-      if (!found.ok()) {
-        respond(found.status());
-        return;
-      }
-      if (found->has_value()) {
-        respond(ReplyForLogged(req, **found));
-        return;
-      }
-      std::vector<std::string> services;
-      for (const auto& b : req.branches()) services.push_back(b.service());
-      Status s = Admit(services, req.client_id());
-      if (s.ok()) s = ChooseInstances(req);
+void Coordinator::Impl::Append(AppendLog a) {
+  std::string xid = a.event.xid();
+  LogStep step = a.step;
+  std::vector<v1::LogEvent> events;
+  events.push_back(std::move(a.event));
+  log->Append(std::move(events), pending.Track([this, xid, step](Status s, uint64_t) {
+    asio::post(io(), [this, xid, step, s] {
+      if (stopped) return;
       if (!s.ok()) {
-        metrics->SubmitRejected();
-        spdlog::debug("xid={} submission refused: {}", req.xid(), s.ToString());
-        respond(s);
-        return;
+        spdlog::error("xid={} log append failed: {}", xid, s.ToString());
+        if (log->stopped_after_failure() || gate->LeadershipLost(s)) return Fatal(s);
       }
-      metrics->TxSubmitted();
-    }
-    uint64_t client = next_client++;
-    waiting.emplace(client, std::move(respond));
-    Submit in;
-    in.xid = req.xid();
-    in.branches.assign(req.branches().begin(), req.branches().end());
-    in.prepare_timeout_ms = req.prepare_timeout_ms();
-    in.wait = req.wait();
-    in.client = client;
-    Execute(core->Handle(in));
-  }
+      Execute(core->Handle(LogDone{xid, step, s}));
+    });
+  }));
+}
 
-  // Admission: the global bound on transactions in flight, then the client's token bucket.
-  // services: those the transaction touches (empty names are left to the cores' validation).
-  Status Admit(const std::vector<std::string>& services, const std::string& client_id) {
-    for (const auto& service : services) {
-      if (!service.empty() && !registry->Known(service)) {
-        return Status::NotFound("unknown service '" + service +
-                                "' (registered: " + registry->Names() + ")");
-      }
-    }
-    if (active() >= options.max_active_transactions) {
-      metrics->Throttled("in_flight");
-      return Status::ResourceExhausted("coordinator is holding " + std::to_string(active()) +
-                                       " transactions (its limit); retry after 100 ms");
-    }
-    const std::string& client = client_id.empty() ? "anonymous" : client_id;
-    int64_t now_ms = clock.NowMs();
-    if (!admission->TryTake(client, now_ms)) {
-      metrics->Throttled("rate");
-      int64_t after_ms = std::max<int64_t>(1, admission->RetryAfterMs(client, now_ms));
-      return Status::ResourceExhausted("client '" + client +
-                                       "' is over its submission rate; retry after " +
-                                       std::to_string(after_ms) + " ms");
-    }
-    return Status::Ok();
-  }
-
-  // Fixes the participant instance of every branch of a new transaction (recorded in BEGIN, so
-  // PREPARE, COMMIT and ABORT, also after a restart, reach the instance holding the branch).
-  Status ChooseInstances(v1::SubmitRequest& req) {
-    for (auto& b : *req.mutable_branches()) {
-      b.clear_instance();
-      if (b.service().empty()) continue;  // refused by the core's validation
-      auto picked =
-          PickInstance(b.service(), b.routing_key().empty() ? req.xid() : b.routing_key());
-      if (!picked.ok()) return picked.status();
-      b.set_instance(*picked);
-    }
-    return Status::Ok();
-  }
-
-  // The same for every step of a new saga (recorded in SagaBegun).
-  Status ChooseInstances(v1::SubmitSagaRequest& req) {
-    for (auto& step : *req.mutable_saga()->mutable_steps()) {
-      step.clear_instance();
-      if (step.service().empty()) continue;  // refused by the core's validation
-      auto picked =
-          PickInstance(step.service(), step.routing_key().empty() ? req.xid() : step.routing_key());
-      if (!picked.ok()) return picked.status();
-      step.set_instance(*picked);
-    }
-    return Status::Ok();
-  }
-
-  Result<std::string> PickInstance(const std::string& service, const std::string& key) {
+void Coordinator::Impl::Call(CallParticipant c) {
+  std::string instance = c.instance;
+  if (instance.empty()) {
+    // Only transactions logged before instances were recorded lack one: any live instance.
     auto picked = registry->Pick(
-        service, key, clock.NowMs(), [this](const std::string& a) { return caller->Usable(a); },
-        [this](const std::string& a) { return caller->Outstanding(a); });
-    if (picked.ok() || picked.status().code() == StatusCode::kNotFound) return picked;
-    // Temporary (leases come back, breakers half-open): "busy, retry later", not a rejection of
-    // the transaction itself, and not UNAVAILABLE, which clients read as "this coordinator is
-    // unreachable".
-    return Status::ResourceExhausted(picked.status().message() + "; retry after " +
-                                     std::to_string(options.caller.breaker.reset_timeout_ms) +
-                                     " ms");
-  }
-
-  Result<std::string> ReplyForLogged(const v1::SubmitRequest& req, const v1::TxnRecord& rec) {
-    if (rec.mode() == saga::kSagaMode) {
-      return Status::AlreadyExists("xid " + req.xid() + " is used by a saga");
-    }
-    if (!internal::SameBranches(req.branches(), rec.branches())) {
-      return Status::AlreadyExists("xid " + req.xid() +
-                                   " was already used for a different transaction");
-    }
-    v1::SubmitResponse resp;
-    resp.set_xid(rec.xid());
-    resp.set_state(rec.state());
-    resp.set_reason(rec.reason());
-    return resp.SerializeAsString();
-  }
-
-  // ---- sagas ----
-
-  void HandleSubmitSaga(v1::SubmitSagaRequest req, net::Responder respond) {
-    if (req.xid().empty()) req.set_xid(NewXid(random, "saga"));
-    if (req.xid().size() > kMaxXidBytes) {
-      metrics->SubmitRejected();
-      respond(
-          Status::InvalidArgument("xid is longer than " + std::to_string(kMaxXidBytes) + " bytes"));
+        c.service, c.xid, clock.NowMs(), [](const std::string&) { return true; },
+        [](const std::string&) { return 0u; });
+    if (!picked.ok()) {
+      asio::post(io(),
+                 [this, xid = c.xid, branch = c.branch, phase = c.phase, s = picked.status()] {
+                   if (!stopped) Execute(core->Handle(CallFailed{xid, branch, phase, s}));
+                 });
       return;
     }
-    if (core->Get(req.xid())) {
-      respond(Status::AlreadyExists("xid " + req.xid() + " is used by a 2PC transaction"));
-      return;
-    }
-    if (!sagas->Holds(req.xid())) {
-      auto found = log->Find(req.xid());
-      if (!found.ok()) {
-        respond(found.status());
-        return;
-      }
-      if (found->has_value()) {
-        respond(SagaShell::ReplyForLogged(req, **found));
-        return;
-      }
-      std::vector<std::string> services;
-      for (const auto& step : req.saga().steps()) services.push_back(step.service());
-      Status s = Admit(services, req.client_id());
-      if (s.ok()) s = ChooseInstances(req);
-      if (!s.ok()) {
-        metrics->SubmitRejected();
-        spdlog::debug("xid={} saga refused: {}", req.xid(), s.ToString());
-        respond(s);
-        return;
-      }
-      metrics->TxSubmitted();
-    }
-    sagas->Submit(std::move(req), std::move(respond));
+    instance = *picked;
   }
+  caller->Call(c, instance,
+               [this, xid = c.xid, branch = c.branch, phase = c.phase,
+                service = c.service](Result<std::string> r) {
+                 if (stopped) return;
+                 if (!r.ok()) {
+                   spdlog::debug("xid={} branch={} {} to {} failed: {}", xid, branch,
+                                 PhaseName(phase), service, r.status().ToString());
+                   Execute(core->Handle(CallFailed{xid, branch, phase, r.status()}));
+                   return;
+                 }
+                 if (phase != Phase::kPrepare) {
+                   Execute(core->Handle(Acked{xid, branch, phase}));
+                   return;
+                 }
+                 auto vote = net::Decode<v1::PrepareResponse>(r);
+                 if (!vote.ok()) {
+                   Execute(core->Handle(CallFailed{xid, branch, phase, vote.status()}));
+                   return;
+                 }
+                 Execute(core->Handle(VoteReceived{xid, branch, vote->vote(), vote->reason()}));
+               });
+}
 
-  void HandleResolve(const v1::ResolveRequest& req, net::Responder respond) {
-    if (req.xid().empty()) return respond(Status::InvalidArgument("Resolve needs an xid"));
-    if (sagas->Holds(req.xid())) return sagas->Resolve(req, std::move(respond));
-    if (core->Get(req.xid())) {
-      auto in = TwoPcResolveOf(req);
-      if (!in.ok()) return respond(in.status());
-      in->client = next_client++;
-      waiting.emplace(in->client, std::move(respond));
-      return Execute(core->Handle(*in));
-    }
-    auto found = log->Find(req.xid());
-    if (!found.ok()) return respond(found.status());
-    if (!found->has_value()) {
-      return respond(Status::NotFound("no transaction with xid " + req.xid()));
-    }
-    respond(ResolveRefusalForLogged(req, **found));
-  }
+void Coordinator::Impl::StartTimer(const SetTimer& t) {
+  auto timer = std::make_shared<asio::steady_timer>(io(), std::chrono::milliseconds(t.delay_ms));
+  timer->async_wait([this, timer, xid = t.xid, id = t.timer_id](const asio::error_code& ec) {
+    if (ec || stopped) return;
+    Execute(core->Handle(TimerFired{xid, id}));
+  });
+}
 
-  void HandleQueryOutcome(const v1::QueryOutcomeRequest& req, net::Responder respond) {
-    if (core->OutcomeOf(req.xid()) || !gate->clustered()) return respond(OutcomeOf(req.xid()));
-    // Not held here. In a cluster, "unknown => ABORT" is only safe once no other leader can have
-    // begun the xid: the barrier commits only while this node still leads, and once it is applied
-    // every decision of earlier leaders is in the local state.
-    log->Barrier(pending.Track([this, xid = req.xid(), respond](Status s, uint64_t) {
-      asio::post(io(), [this, xid, respond, s] {
-        if (!s.ok()) return respond(gate->NotLeader());
-        if (stopped) return respond(Status::Unavailable("coordinator is shutting down"));
-        respond(OutcomeOf(xid));
-      });
-    }));
+void Coordinator::Impl::SendReply(Reply r, bool resolve) {
+  auto it = waiting.find(r.client);
+  if (it == waiting.end()) return;
+  net::Responder respond = std::move(it->second);
+  waiting.erase(it);
+  if (resolve) return respond(ResolveResponseOf(r));
+  if (!r.status.ok()) {
+    respond(r.status);
+    return;
   }
+  v1::SubmitResponse resp;
+  resp.set_xid(r.xid);
+  resp.set_state(r.state);
+  resp.set_reason(r.reason);
+  respond(resp.SerializeAsString());
+}
 
-  // The outcome of xid from the core, else from the log (presumed abort for an unknown xid).
-  Result<std::string> OutcomeOf(const std::string& xid) {
-    v1::QueryOutcomeResponse resp;
-    if (auto outcome = core->OutcomeOf(xid)) {
-      resp.set_outcome(*outcome);
-      return resp.SerializeAsString();
-    }
-    auto found = log->Find(xid);
-    if (!found.ok()) return found.status();
-    resp.set_outcome(found->has_value() ? OutcomeOfRecord(**found) : v1::OUTCOME_ABORT);
-    return resp.SerializeAsString();
+void Coordinator::Impl::Fatal(const Status& s) {
+  if (stopped) return;
+  stopped = true;
+  if (gate->LeadershipLost(s)) {
+    lost_leadership = true;
+    spdlog::warn("coordinator: leadership lost ({}); no longer driving {} transactions",
+                 s.ToString(), active());
+    const Status unknown =
+        Status::Unavailable("leadership lost; outcome unknown, retry with the same xid");
+    for (auto& [client, respond] : waiting) respond(unknown);
+    waiting.clear();
+    sagas->FailWaiting(unknown);
+    return;
   }
-
-  // Why a leader-only request is refused now, or OK. In a cluster, a deposed leader must not
-  // answer from its stale state: NotLeader until it is replaced.
-  Status Refusal() const {
-    TREATY_RETURN_IF_ERROR(gate->CheckServing());
-    if (stopped) return Status::Unavailable("coordinator is shutting down");
-    return Status::Ok();
-  }
-
-  Result<std::string> HandleRegister(const v1::RegisterRequest& req) {
-    TREATY_RETURN_IF_ERROR(registry->Register(req.service(), req.address(), req.weight(),
-                                              clock.NowMs(), clock.UnixMs()));
-    v1::RegisterResponse resp;
-    resp.set_lease_ms(static_cast<uint32_t>(registry->lease_ms()));
-    return resp.SerializeAsString();
-  }
-
-  Result<std::string> HandleListServices() {
-    v1::ListServicesResponse resp;
-    for (const auto& s : registry->List(clock.NowMs())) {
-      auto* info = resp.add_services();
-      info->set_name(s.name);
-      info->set_policy(LbPolicyName(s.policy));
-      info->set_in_flight(caller->ServiceInFlight(s.name));
-      info->set_max_in_flight(caller->max_in_flight_per_service());
-      for (const auto& i : s.instances) {
-        auto stats = caller->StatsOf(i.address);
-        auto* out = info->add_instances();
-        out->set_address(i.address);
-        out->set_weight(i.weight);
-        out->set_lease_age_ms(i.lease_age_ms);
-        out->set_live(i.live);
-        out->set_breaker(stats.breaker);
-        out->set_in_flight(stats.in_flight);
-        out->set_rejected(stats.rejected);
-      }
-    }
-    return resp.SerializeAsString();
-  }
-
-  // Registers a handler that decodes Req and answers synchronously with fn's result.
-  template <typename Req, typename Fn>
-  void Serve(const char* method, Fn fn) {
-    server->Register(method, [this, fn](std::string payload, uint32_t, net::Responder respond) {
-      if (Status refused = Refusal(); !refused.ok()) return respond(refused);
-      auto req = net::DecodeRequest<Req>(payload);
-      if (!req.ok()) return respond(req.status());
-      respond(fn(*req));
-    });
-  }
-
-  void RegisterHandlers() {
-    server->Register(v1::methods::kSubmit,
-                     [this](std::string payload, uint32_t, net::Responder respond) {
-                       if (Status no = Refusal(); !no.ok()) return respond(no);
-                       auto req = net::DecodeRequest<v1::SubmitRequest>(payload);
-                       if (!req.ok()) return respond(req.status());
-                       HandleSubmit(std::move(*req), std::move(respond));
-                     });
-    server->Register(v1::methods::kSubmitSaga,
-                     [this](std::string payload, uint32_t, net::Responder respond) {
-                       if (Status no = Refusal(); !no.ok()) return respond(no);
-                       auto req = net::DecodeRequest<v1::SubmitSagaRequest>(payload);
-                       if (!req.ok()) return respond(req.status());
-                       HandleSubmitSaga(std::move(*req), std::move(respond));
-                     });
-    server->Register(v1::methods::kResolve,
-                     [this](std::string payload, uint32_t, net::Responder respond) {
-                       if (Status no = Refusal(); !no.ok()) return respond(no);
-                       auto req = net::DecodeRequest<v1::ResolveRequest>(payload);
-                       if (!req.ok()) return respond(req.status());
-                       HandleResolve(*req, std::move(respond));
-                     });
-    server->Register(v1::methods::kQueryOutcome,
-                     [this](std::string payload, uint32_t, net::Responder respond) {
-                       if (Status no = Refusal(); !no.ok()) return respond(no);
-                       auto req = net::DecodeRequest<v1::QueryOutcomeRequest>(payload);
-                       if (!req.ok()) return respond(req.status());
-                       HandleQueryOutcome(*req, std::move(respond));
-                     });
-    Serve<v1::RegisterRequest>(v1::methods::kRegister,
-                               [this](const auto& r) { return HandleRegister(r); });
-    Serve<v1::ListServicesRequest>(v1::methods::kListServices,
-                                   [this](const auto&) { return HandleListServices(); });
-  }
-};
+  spdlog::critical("coordinator stopping: {}", s.ToString());
+  if (options.on_fatal) options.on_fatal(s);
+}
 
 Result<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions& options) {
   if (options.data_dir.empty()) return Status::InvalidArgument("--data-dir is required");

@@ -3,6 +3,8 @@
 // client API handlers).
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <asio.hpp>
 #include <atomic>
 #include <cstdint>
@@ -89,6 +91,22 @@ struct Coordinator::Impl {
 
   // ---- client API (coordinator_requests.cpp) ----
 
+  // The xid length limit (a refusal counts as a rejected submission).
+  Status CheckXid(const std::string& xid);
+  // A new submission (2PC or saga) passes admission and gets its instances, or is refused (and
+  // counted); services: those it touches.
+  template <typename Req>
+  Status AdmitNew(Req& req, const std::vector<std::string>& services) {
+    Status s = Admit(services, req.client_id());
+    if (s.ok()) s = ChooseInstances(req);
+    if (!s.ok()) {
+      metrics->SubmitRejected();
+      spdlog::debug("xid={} submission refused: {}", req.xid(), s.ToString());
+      return s;
+    }
+    metrics->TxSubmitted();
+    return Status::Ok();
+  }
   void HandleSubmit(v1::SubmitRequest req, net::Responder respond);
   // Admission: the global bound on transactions in flight, then the client's token bucket.
   // services: those the transaction touches (empty names are left to the cores' validation).

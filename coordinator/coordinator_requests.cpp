@@ -12,14 +12,15 @@
 
 namespace treaty::coordinator {
 
+Status Coordinator::Impl::CheckXid(const std::string& xid) {
+  if (xid.size() <= kMaxXidBytes) return Status::Ok();
+  metrics->SubmitRejected();
+  return Status::InvalidArgument("xid is longer than " + std::to_string(kMaxXidBytes) + " bytes");
+}
+
 void Coordinator::Impl::HandleSubmit(v1::SubmitRequest req, net::Responder respond) {
   if (req.xid().empty()) req.set_xid(NewXid(random, "tx"));
-  if (req.xid().size() > kMaxXidBytes) {
-    metrics->SubmitRejected();
-    respond(
-        Status::InvalidArgument("xid is longer than " + std::to_string(kMaxXidBytes) + " bytes"));
-    return;
-  }
+  if (Status s = CheckXid(req.xid()); !s.ok()) return respond(s);
   if (sagas->Holds(req.xid())) {
     respond(Status::AlreadyExists("xid " + req.xid() + " is used by a saga"));
     return;
@@ -37,15 +38,7 @@ void Coordinator::Impl::HandleSubmit(v1::SubmitRequest req, net::Responder respo
     }
     std::vector<std::string> services;
     for (const auto& b : req.branches()) services.push_back(b.service());
-    Status s = Admit(services, req.client_id());
-    if (s.ok()) s = ChooseInstances(req);
-    if (!s.ok()) {
-      metrics->SubmitRejected();
-      spdlog::debug("xid={} submission refused: {}", req.xid(), s.ToString());
-      respond(s);
-      return;
-    }
-    metrics->TxSubmitted();
+    if (Status s = AdmitNew(req, services); !s.ok()) return respond(s);
   }
   uint64_t client = next_client++;
   waiting.emplace(client, std::move(respond));
@@ -136,12 +129,7 @@ Result<std::string> Coordinator::Impl::ReplyForLogged(const v1::SubmitRequest& r
 
 void Coordinator::Impl::HandleSubmitSaga(v1::SubmitSagaRequest req, net::Responder respond) {
   if (req.xid().empty()) req.set_xid(NewXid(random, "saga"));
-  if (req.xid().size() > kMaxXidBytes) {
-    metrics->SubmitRejected();
-    respond(
-        Status::InvalidArgument("xid is longer than " + std::to_string(kMaxXidBytes) + " bytes"));
-    return;
-  }
+  if (Status s = CheckXid(req.xid()); !s.ok()) return respond(s);
   if (core->Get(req.xid())) {
     respond(Status::AlreadyExists("xid " + req.xid() + " is used by a 2PC transaction"));
     return;
@@ -158,15 +146,7 @@ void Coordinator::Impl::HandleSubmitSaga(v1::SubmitSagaRequest req, net::Respond
     }
     std::vector<std::string> services;
     for (const auto& step : req.saga().steps()) services.push_back(step.service());
-    Status s = Admit(services, req.client_id());
-    if (s.ok()) s = ChooseInstances(req);
-    if (!s.ok()) {
-      metrics->SubmitRejected();
-      spdlog::debug("xid={} saga refused: {}", req.xid(), s.ToString());
-      respond(s);
-      return;
-    }
-    metrics->TxSubmitted();
+    if (Status s = AdmitNew(req, services); !s.ok()) return respond(s);
   }
   sagas->Submit(std::move(req), std::move(respond));
 }

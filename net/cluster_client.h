@@ -31,9 +31,10 @@ namespace treaty::net {
 
 struct ClusterClientOptions {
   // Pause after a round in which no address could serve the call, milliseconds; doubled after
-  // every such round up to max_backoff_ms. Defaults 50 and 500 (an election takes ~1 s).
+  // every such round up to max_backoff_ms. Defaults 50 and 250: an election takes 0.5-1 s, and a
+  // client should notice the new leader soon after (a round costs one small RPC per node).
   int64_t initial_backoff_ms = 50;
-  int64_t max_backoff_ms = 500;
+  int64_t max_backoff_ms = 250;
   // Upper bound of one attempt of an idempotent call, milliseconds, so that one hung node does not
   // use up its whole budget; 0 (default): the remaining budget. An attempt of a call that is not
   // idempotent always gets the remaining budget, since its timeout ends the call.

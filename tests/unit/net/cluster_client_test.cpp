@@ -116,7 +116,7 @@ TEST(ClusterClientTest, WithoutALeaderFailsWithTheLastErrorAfterTheDeadline) {
   EXPECT_GE(took, 350) << "the call gives up only when its deadline passed";
   EXPECT_LT(took, 2000);
   EXPECT_GE(a.calls(), 3) << "rounds are repeated (with backoff) until the deadline";
-  EXPECT_LE(a.calls(), 10) << "backoff between rounds: 50 ms doubling to 500 ms";
+  EXPECT_LE(a.calls(), 10) << "backoff between rounds: 50 ms doubling to 250 ms";
 }
 
 TEST(ClusterClientTest, UnreachableTimeoutEndsACallNoNodeAnswers) {

@@ -89,7 +89,7 @@ int PrintClusterStatus(const std::vector<NodeReport>& nodes, const std::string& 
     if (leader != nullptr) j["leader"] = leader->address;
     out << j.dump() << "\n";
   } else {
-    out << std::left << std::setw(6) << "NODE" << std::setw(22) << "ADDRESS" << std::setw(13)
+    out << std::left << std::setw(6) << "NODE" << std::setw(22) << "ADDRESS" << std::setw(16)
         << "ROLE" << std::setw(9) << "SERVING" << std::setw(8) << "TERM" << std::setw(8) << "LEADER"
         << std::setw(10) << "COMMIT" << std::setw(10) << "APPLIED"
         << "LAG\n";
@@ -101,8 +101,15 @@ int PrintClusterStatus(const std::vector<NodeReport>& nodes, const std::string& 
         continue;
       }
       const v1::ClusterStatusResponse& s = *n.status;
-      out << std::setw(6) << IdOrDash(s.node_id()) << std::setw(22) << n.address << std::setw(13)
-          << s.role() << std::setw(9) << (s.serving() ? "yes" : "no") << std::setw(8) << s.term()
+      // A member that is not (yet) a voter says so: "follower/spare".
+      std::string role = s.role();
+      for (const auto& member : s.nodes()) {
+        if (member.id() == s.node_id() && !member.role().empty() && member.role() != "voter") {
+          role += "/" + member.role();
+        }
+      }
+      out << std::setw(6) << IdOrDash(s.node_id()) << std::setw(22) << n.address << std::setw(16)
+          << role << std::setw(9) << (s.serving() ? "yes" : "no") << std::setw(8) << s.term()
           << std::setw(8) << IdOrDash(s.leader_id()) << std::setw(10) << s.commit_index()
           << std::setw(10) << s.applied_index() << lag(s) << "\n";
     }

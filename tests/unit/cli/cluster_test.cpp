@@ -72,12 +72,28 @@ TEST(ClusterStatusTest, TableShowsEveryNodeWithLagAndExitsZeroWithALeader) {
   EXPECT_EQ(code, kExitOk) << err.str();
   const std::string table = out.str();
   EXPECT_NE(table.find("NODE  ADDRESS"), std::string::npos) << table;
-  EXPECT_NE(table.find("10.0.0.2:7700         follower     no       3       1       118       "
+  EXPECT_NE(table.find("10.0.0.2:7700         follower        no       3       1       118       "
                        "100       20"),
             std::string::npos)
       << "lag is the highest commit index seen (120) minus the node's applied index:\n"
       << table;
   EXPECT_NE(table.find("10.0.0.3:7700         unreachable"), std::string::npos) << table;
+}
+
+TEST(ClusterStatusTest, AMemberThatIsNotAVoterYetShowsItsMembershipRole) {
+  std::ostringstream out, err;
+  v1::ClusterStatusResponse spare = NodeStatus(4, "follower", false, 1, 120, 90);
+  for (uint64_t id : {1, 2, 3, 4}) {
+    v1::ClusterNode* member = spare.add_nodes();
+    member->set_id(id);
+    member->set_role(id == 4 ? "spare" : "voter");
+  }
+  PrintClusterStatus({Answered("10.0.0.1:7700", NodeStatus(1, "leader", true, 1, 120, 120)),
+                      Answered("10.0.0.4:7700", spare)},
+                     "table", out, err);
+  EXPECT_NE(out.str().find("10.0.0.4:7700         follower/spare  no"), std::string::npos)
+      << out.str();
+  EXPECT_EQ(out.str().find("leader/"), std::string::npos) << "voters show their Raft state only";
   EXPECT_TRUE(err.str().empty()) << err.str();
 }
 

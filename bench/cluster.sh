@@ -6,7 +6,8 @@
 #      submitted after the kill is committed (the CLI finds the new leader by itself). Repeated
 #      FAILOVERS times (the killed node restarts in between).
 # Usage: bench/cluster.sh [BUILD_DIR]   Environment: CONCURRENCY (64), DURATION (10), WARMUP (1),
-#        FAILOVERS (3), ELECTION_MS (500, treatyd --election-timeout-ms), KEEP=1, REPORT (file to
+#        FAILOVERS (3), ELECTION_MS (500, treatyd --election-timeout-ms), NODE_LOG_LEVEL (warn),
+#        KEEP=1 (keep the work dir with every process log), REPORT (file to
 #        append the markdown table to; default bench/results/latest.md).
 set -euo pipefail
 
@@ -112,7 +113,7 @@ LIST="127.0.0.1:${CLIENT[1]},127.0.0.1:${CLIENT[2]},127.0.0.1:${CLIENT[3]}"
 start_node() {
   "$BIN/treatyd" --node-id "$1" --raft "127.0.0.1:${RAFT[$1]}" --peers "$PEERS" \
     --listen "127.0.0.1:${CLIENT[$1]}" --admin "127.0.0.1:${ADMIN[$1]}" \
-    --data-dir "$WORK/node-$1" --election-timeout-ms "$ELECTION_MS" --log-level warn \
+    --data-dir "$WORK/node-$1" --election-timeout-ms "$ELECTION_MS" --log-level "${NODE_LOG_LEVEL:-warn}" \
     >>"$WORK/node-$1.log" 2>&1 &
   PID_OF[node$1]=$!
 }

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -76,6 +77,12 @@ int RunCluster(CoordinatorOptions options, treaty::log::ClusterOptions cluster,
     // replaced too, even if the loop saw no change of role or term.
     if (!running || leader != running_leader || (leader && state.term != running_term) ||
         coordinator->lost_leadership()) {
+      const auto switch_start = std::chrono::steady_clock::now();
+      auto ms_since = [](std::chrono::steady_clock::time_point t) {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - t)
+            .count();
+      };
       coordinator.reset();  // first: frees the ports, and ends a deposed leader's work
       running = false;
       // Every node can then name the leader's client address (NotLeader hints, ClusterStatus).
@@ -96,6 +103,7 @@ int RunCluster(CoordinatorOptions options, treaty::log::ClusterOptions cluster,
         running = true;
         running_leader = leader;
         running_term = state.term;
+        spdlog::info("cluster: role switch took {} ms", ms_since(switch_start));
         spdlog::info("cluster: node {} serves as {} (term {}, leader {})", state.node_id,
                      leader ? "the leader" : "a follower", state.term, state.leader_id);
       } else if (log->stopped_after_failure()) {

@@ -55,6 +55,10 @@ Result<std::unique_ptr<Views>> Views::Open(const std::string& dir) {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.keep_log_file_num = 4;
+  // Small memtables and WAL: opening replays the WAL into a memtable, and a cluster node opens its
+  // read model on every role change (failover). 8 MiB memtables keep that replay short.
+  options.write_buffer_size = size_t{8} << 20;
+  options.max_total_wal_size = uint64_t{32} << 20;
   rocksdb::DB* db = nullptr;
   const rocksdb::Status s = rocksdb::DB::Open(options, dir, &db);
   if (!s.ok()) {

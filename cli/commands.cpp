@@ -20,13 +20,18 @@ namespace {
 bool IsCommitted(v1::TxState s) { return s == v1::COMMITTING || s == v1::COMMITTED; }
 bool IsAborted(v1::TxState s) { return s == v1::ABORTING || s == v1::ABORTED; }
 
+}  // namespace
+
 Result<std::string> CallCoordinator(const GlobalOptions& global, const char* method,
-                                    const std::string& payload) {
+                                    const std::string& payload, bool idempotent) {
   net::ClusterClient client(global.coordinators, CoordinatorClientOptions());
-  return cli::CallCoordinator(client, global, method, payload);
+  return CallCoordinator(client, global, method, payload, 0, idempotent);
 }
 
-}  // namespace
+std::string CurrentUser() {
+  const char* user = std::getenv("USER");
+  return user != nullptr && *user != '\0' ? user : "unknown";
+}
 
 net::ClusterClientOptions CoordinatorClientOptions() {
   net::ClusterClientOptions options;
@@ -105,17 +110,7 @@ int SubmitTwoPc(const GlobalOptions& global, const SubmitOptions& submit, std::o
     err << "error: " << req.status().message() << "\n";
     return kExitError;
   }
-  if (!submit.xid.empty()) req->set_xid(submit.xid);
-  if (req->xid().empty()) {
-    // Chosen here, not by the coordinator, so that retrying on another address is idempotent.
-    SeededRandom random(EntropySeed());
-    req->set_xid(NewXid(random, "tx"));
-  }
-  req->set_wait(submit.wait);
-  if (req->client_id().empty()) {
-    const char* user = std::getenv("USER");
-    req->set_client_id(std::string("cli:") + (user != nullptr ? user : "unknown"));
-  }
+  PrepareSubmission(submit, "tx", &*req);
   auto resp = net::Decode<v1::SubmitResponse>(
       CallCoordinator(global, v1::methods::kSubmit, req->SerializeAsString()));
   if (!resp.ok()) {

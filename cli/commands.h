@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/random.h"
 #include "common/status.h"
 #include "net/cluster_client.h"
 
@@ -71,6 +72,27 @@ net::ClusterClientOptions CoordinatorClientOptions();
 Result<std::string> CallCoordinator(net::ClusterClient& client, const GlobalOptions& global,
                                     const char* method, const std::string& payload,
                                     int64_t timeout_ms = 0, bool idempotent = true);
+
+// The same through a client made for this one call.
+Result<std::string> CallCoordinator(const GlobalOptions& global, const char* method,
+                                    const std::string& payload, bool idempotent = true);
+
+// $USER, or "unknown": names the CLI's client id for admission and the operator of a resolution.
+std::string CurrentUser();
+
+// What every submission (2PC or saga) needs before its first attempt: the xid (--xid, else the
+// file's, else a new one chosen here, so that a retry on another coordinator address is the same
+// transaction), --wait, and the client id for admission ("cli:$USER" unless the file set one).
+template <typename Request>
+void PrepareSubmission(const SubmitOptions& submit, const char* xid_prefix, Request* req) {
+  if (!submit.xid.empty()) req->set_xid(submit.xid);
+  if (req->xid().empty()) {
+    SeededRandom random(EntropySeed());
+    req->set_xid(NewXid(random, xid_prefix));
+  }
+  req->set_wait(submit.wait);
+  if (req->client_id().empty()) req->set_client_id("cli:" + CurrentUser());
+}
 
 // Prints a failed call for people; xid (may be empty) is named in the hint of a timeout.
 void PrintError(std::ostream& err, const Status& status, const std::string& xid);

@@ -15,17 +15,6 @@
 namespace treaty::cli {
 namespace {
 
-std::string User() {
-  const char* user = std::getenv("USER");
-  return user != nullptr && *user != '\0' ? user : "unknown";
-}
-
-Result<std::string> Call(const GlobalOptions& global, const char* method,
-                         const std::string& payload, bool idempotent) {
-  net::ClusterClient client(global.coordinators, CoordinatorClientOptions());
-  return CallCoordinator(client, global, method, payload, 0, idempotent);
-}
-
 const char* SagaWord(v1::SagaState s) {
   switch (s) {
     case v1::SAGA_RUNNING:
@@ -68,16 +57,9 @@ int SubmitSaga(const GlobalOptions& global, const SubmitOptions& submit, std::os
     err << "error: " << req.status().message() << "\n";
     return kExitError;
   }
-  if (!submit.xid.empty()) req->set_xid(submit.xid);
-  if (req->xid().empty()) {
-    // Chosen here so that retrying on another coordinator address is idempotent.
-    SeededRandom random(EntropySeed());
-    req->set_xid(NewXid(random, "saga"));
-  }
-  req->set_wait(submit.wait);
-  if (req->client_id().empty()) req->set_client_id("cli:" + User());
+  PrepareSubmission(submit, "saga", &*req);
   auto resp = net::Decode<v1::SubmitSagaResponse>(
-      Call(global, v1::methods::kSubmitSaga, req->SerializeAsString(), /*idempotent=*/true));
+      CallCoordinator(global, v1::methods::kSubmitSaga, req->SerializeAsString(), /*idempotent=*/true));
   if (!resp.ok()) {
     PrintError(err, resp.status(), req->xid());
     return ExitCodeFor(resp.status());
@@ -114,10 +96,10 @@ int ResolveTransaction(const GlobalOptions& global, const ResolveOptions& resolv
     req.set_action("mark-compensated");
     req.set_step_id(resolve.mark_compensated);
   }
-  req.set_who(User());
+  req.set_who(CurrentUser());
   req.set_why(resolve.reason);
   auto resp = net::Decode<v1::ResolveResponse>(
-      Call(global, v1::methods::kResolve, req.SerializeAsString(), /*idempotent=*/false));
+      CallCoordinator(global, v1::methods::kResolve, req.SerializeAsString(), /*idempotent=*/false));
   if (!resp.ok()) {
     PrintError(err, resp.status(), "");
     return ExitCodeFor(resp.status());

@@ -3,11 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
+
+#include "examples/common/values.h"
 
 namespace treaty::bank {
 namespace {
@@ -31,17 +32,8 @@ std::string CreditKey(const BranchContext& ctx) {
   return "credit/" + ctx.xid + "/" + std::to_string(ctx.branch_id);
 }
 
-bool ValidAccountName(std::string_view name) {
-  return !name.empty() && name.find_first_of("/,=") == std::string_view::npos;
-}
-
-std::optional<int64_t> ParseInt(std::string_view text) {
-  int64_t v = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, v);
-  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
-  return v;
-}
+using examples::ParseInt;
+using examples::ValidName;
 
 struct OpArgs {
   std::string account;
@@ -60,7 +52,7 @@ Result<OpArgs> ParseOpArgs(const std::string& payload) {
   auto account = j.find("account");
   auto amount = j.find("amount");
   if (account == j.end() || !account->is_string() ||
-      !ValidAccountName(account->get_ref<const std::string&>())) {
+      !ValidName(account->get_ref<const std::string&>())) {
     return Status::InvalidArgument(
         "\"account\" must be a non-empty string without '/', ',' or '='");
   }
@@ -73,20 +65,12 @@ Result<OpArgs> ParseOpArgs(const std::string& payload) {
   return OpArgs{account->get<std::string>(), amount->get<int64_t>()};
 }
 
-// The integer stored at key; fallback if absent; CORRUPTION if the stored bytes are not one.
 Result<std::optional<int64_t>> ReadInt(LocalReader& db, const std::string& key) {
-  Result<std::optional<std::string>> raw = db.Get(key);
-  if (!raw.ok()) return raw.status();
-  if (!raw->has_value()) return std::optional<int64_t>();
-  std::optional<int64_t> v = ParseInt(**raw);
-  if (!v) return Status::Corruption("bank key " + key + " holds '" + **raw + "', not an integer");
-  return v;
+  return examples::ReadInt(db, key, "bank");
 }
 
 Result<int64_t> ReadIntOr(LocalReader& db, const std::string& key, int64_t fallback) {
-  Result<std::optional<int64_t>> v = ReadInt(db, key);
-  if (!v.ok()) return v.status();
-  return v->value_or(fallback);
+  return examples::ReadIntOr(db, key, fallback, "bank");
 }
 
 // Reads the amount recorded at key by a prepare. INTERNAL if it is missing: the barrier ran this
@@ -207,24 +191,7 @@ Result<std::string> SetFault(FaultInjector& faults, const std::string& payload) 
 }  // namespace
 
 Result<Balances> ParseAccounts(std::string_view spec) {
-  Balances out;
-  while (!spec.empty()) {
-    const size_t comma = spec.find(',');
-    const std::string_view item = spec.substr(0, comma);
-    spec = comma == std::string_view::npos ? std::string_view() : spec.substr(comma + 1);
-    const size_t eq = item.find('=');
-    const std::string_view name = item.substr(0, eq);
-    std::optional<int64_t> balance;
-    if (eq != std::string_view::npos) balance = ParseInt(item.substr(eq + 1));
-    if (!ValidAccountName(name) || !balance || *balance < 0 || *balance > kMaxBalance) {
-      return Status::InvalidArgument("bad account '" + std::string(item) +
-                                     "': expected name=balance, e.g. alice=100");
-    }
-    if (!out.emplace(std::string(name), *balance).second) {
-      return Status::InvalidArgument("account '" + std::string(name) + "' is listed twice");
-    }
-  }
-  return out;
+  return examples::ParseNameValues(spec, {"account", "balance", "alice=100", kMaxBalance});
 }
 
 void InstallBank(participant::Participant& participant, Balances initial) {

@@ -2,10 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include <charconv>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
+
+#include "examples/common/values.h"
 
 namespace treaty::order {
 namespace {
@@ -27,32 +28,15 @@ std::string StepKeySuffix(const StepContext& ctx) {
   return ctx.xid + "/" + std::to_string(ctx.step);
 }
 
-bool ValidName(std::string_view name) {
-  return !name.empty() && name.find_first_of("/,=") == std::string_view::npos;
-}
+using examples::ParseInt;
+using examples::ValidName;
 
-std::optional<int64_t> ParseInt(std::string_view text) {
-  int64_t v = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, v);
-  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
-  return v;
-}
-
-// The integer stored at key, nullopt if absent; CORRUPTION if the stored bytes are not one.
 Result<std::optional<int64_t>> ReadInt(LocalReader& db, const std::string& key) {
-  Result<std::optional<std::string>> raw = db.Get(key);
-  if (!raw.ok()) return raw.status();
-  if (!raw->has_value()) return std::optional<int64_t>();
-  std::optional<int64_t> v = ParseInt(**raw);
-  if (!v) return Status::Corruption("order key " + key + " holds '" + **raw + "', not an integer");
-  return v;
+  return examples::ReadInt(db, key, "order");
 }
 
 Result<int64_t> ReadIntOr(LocalReader& db, const std::string& key, int64_t fallback) {
-  Result<std::optional<int64_t>> v = ReadInt(db, key);
-  if (!v.ok()) return v.status();
-  return v->value_or(fallback);
+  return examples::ReadIntOr(db, key, fallback, "order");
 }
 
 // Adds delta to the integer at key (absent: 0).
@@ -314,24 +298,7 @@ StepNames StepsOf(Service service) {
 }
 
 Result<Stock> ParseStock(std::string_view spec) {
-  Stock out;
-  while (!spec.empty()) {
-    const size_t comma = spec.find(',');
-    const std::string_view item = spec.substr(0, comma);
-    spec = comma == std::string_view::npos ? std::string_view() : spec.substr(comma + 1);
-    const size_t eq = item.find('=');
-    const std::string_view name = item.substr(0, eq);
-    std::optional<int64_t> count;
-    if (eq != std::string_view::npos) count = ParseInt(item.substr(eq + 1));
-    if (!ValidName(name) || !count || *count < 0 || *count > kMaxQuantity) {
-      return Status::InvalidArgument("bad stock item '" + std::string(item) +
-                                     "': expected name=count, e.g. widget=10");
-    }
-    if (!out.emplace(std::string(name), *count).second) {
-      return Status::InvalidArgument("item '" + std::string(name) + "' is listed twice");
-    }
-  }
-  return out;
+  return examples::ParseNameValues(spec, {"stock item", "count", "widget=10", kMaxQuantity});
 }
 
 std::shared_ptr<OrderFaults> MakeFaults(Service service) {

@@ -16,7 +16,6 @@
 namespace treaty::readmodel {
 namespace {
 
-using testing::ExpectedCounters;
 using testing::ExpectedTx;
 using testing::Fixture;
 using testing::ListAll;
@@ -70,38 +69,7 @@ void ExpectViewsMatch(const ReadModel& model, const Stream& stream) {
 
   auto stats = model.Stats();
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
-  std::map<std::pair<std::string, v1::TxState>, testing::ExpectedCounts> got;
-  auto collect = [&](const v1::ServiceStats& s) {
-    for (const auto& [state, o] :
-         {std::pair{v1::COMMITTED, &s.committed()}, std::pair{v1::ABORTED, &s.aborted()}}) {
-      if (o->count() == 0) continue;
-      testing::ExpectedCounts& c = got[{s.service(), state}];
-      c.count = o->count();
-      c.latency_sum =
-          static_cast<int64_t>(o->latency().mean_ms() * static_cast<double>(o->count()) + 0.5);
-      c.decision_sum = static_cast<int64_t>(
-          o->decision_latency().mean_ms() * static_cast<double>(o->count()) + 0.5);
-    }
-  };
-  collect(stats->total());
-  for (const auto& s : stats->services()) collect(s);
-  const auto want = ExpectedCounters(stream.expected);
-  ASSERT_EQ(got.size(), want.size())
-      << "services/outcomes with finished transactions differ: " << stats->ShortDebugString();
-  for (const auto& [key, c] : want) {
-    const auto& [service, state] = key;
-    SCOPED_TRACE("service='" + service + "' outcome=" + v1::TxState_Name(state));
-    ASSERT_EQ(got.count(key), 1u);
-    EXPECT_EQ(got[key].count, c.count);
-    EXPECT_EQ(got[key].latency_sum, c.latency_sum) << "BEGIN..END latency sum";
-    EXPECT_EQ(got[key].decision_sum, c.decision_sum) << "BEGIN..decision latency sum";
-  }
-
-  std::map<v1::TxState, uint64_t> states;
-  for (const auto& [xid, tx] : stream.expected) ++states[tx.state];
-  std::map<v1::TxState, uint64_t> got_states;
-  for (const auto& c : stats->states()) got_states[c.state()] = c.count();
-  EXPECT_EQ(got_states, states) << "summaries per state";
+  testing::ExpectStatsMatch(*stats, stream.expected);
 
   // Every summary once, newest change first (ties: larger xid first).
   std::vector<const ExpectedTx*> order;

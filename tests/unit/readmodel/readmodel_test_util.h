@@ -256,6 +256,43 @@ inline std::map<std::pair<std::string, v1::TxState>, ExpectedCounts> ExpectedCou
   return out;
 }
 
+// Asserts that Stats agrees with the expected transactions: per service and in total, the count
+// and the latency sums of each outcome, and the summaries per state.
+inline void ExpectStatsMatch(const v1::StatsResponse& stats,
+                             const std::map<std::string, ExpectedTx>& expected) {
+  std::map<std::pair<std::string, v1::TxState>, ExpectedCounts> got;
+  auto collect = [&](const v1::ServiceStats& s) {
+    for (const auto& [state, o] :
+         {std::pair{v1::COMMITTED, &s.committed()}, std::pair{v1::ABORTED, &s.aborted()}}) {
+      if (o->count() == 0) continue;
+      ExpectedCounts& c = got[{s.service(), state}];
+      c.count = o->count();
+      c.latency_sum =
+          static_cast<int64_t>(o->latency().mean_ms() * static_cast<double>(o->count()) + 0.5);
+      c.decision_sum = static_cast<int64_t>(
+          o->decision_latency().mean_ms() * static_cast<double>(o->count()) + 0.5);
+    }
+  };
+  collect(stats.total());
+  for (const auto& s : stats.services()) collect(s);
+  const auto want = ExpectedCounters(expected);
+  ASSERT_EQ(got.size(), want.size())
+      << "services/outcomes with finished transactions differ: " << stats.ShortDebugString();
+  for (const auto& [key, c] : want) {
+    const auto& [service, state] = key;
+    SCOPED_TRACE("service='" + service + "' outcome=" + v1::TxState_Name(state));
+    ASSERT_EQ(got.count(key), 1u);
+    EXPECT_EQ(got[key].count, c.count);
+    EXPECT_EQ(got[key].latency_sum, c.latency_sum) << "begin..finish latency sum";
+    EXPECT_EQ(got[key].decision_sum, c.decision_sum) << "begin..decision latency sum";
+  }
+  std::map<v1::TxState, uint64_t> states;
+  for (const auto& [xid, tx] : expected) ++states[tx.state];
+  std::map<v1::TxState, uint64_t> got_states;
+  for (const auto& c : stats.states()) got_states[c.state()] = c.count();
+  EXPECT_EQ(got_states, states) << "summaries per state";
+}
+
 // Every summary the read model returns through List (following every page).
 inline std::vector<v1::TxSummary> ListAll(const ReadModel& model, v1::ListTransactionsRequest req) {
   std::vector<v1::TxSummary> out;

@@ -131,36 +131,9 @@ void ExpectViewsMatch(const ReadModel& model, const Mixed& m) {
   // Counters: a COMPLETED saga is a COMMITTED outcome, a COMPENSATED one ABORTED.
   std::map<std::string, testing::ExpectedTx> all = m.twopc.expected;
   for (const auto& [xid, saga] : m.sagas.expected) all[xid] = saga.AsTx();
-  const auto want = testing::ExpectedCounters(all);
   auto stats = model.Stats();
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
-  std::map<std::pair<std::string, v1::TxState>, testing::ExpectedCounts> got;
-  auto collect = [&](const v1::ServiceStats& s) {
-    for (const auto& [state, o] :
-         {std::pair{v1::COMMITTED, &s.committed()}, std::pair{v1::ABORTED, &s.aborted()}}) {
-      if (o->count() == 0) continue;
-      testing::ExpectedCounts& c = got[{s.service(), state}];
-      c.count = o->count();
-      c.latency_sum =
-          static_cast<int64_t>(o->latency().mean_ms() * static_cast<double>(o->count()) + 0.5);
-      c.decision_sum = static_cast<int64_t>(
-          o->decision_latency().mean_ms() * static_cast<double>(o->count()) + 0.5);
-    }
-  };
-  collect(stats->total());
-  for (const auto& s : stats->services()) collect(s);
-  ASSERT_EQ(got.size(), want.size()) << stats->ShortDebugString();
-  for (const auto& [key, c] : want) {
-    SCOPED_TRACE("service='" + key.first + "' outcome=" + v1::TxState_Name(key.second));
-    EXPECT_EQ(got[key].count, c.count);
-    EXPECT_EQ(got[key].latency_sum, c.latency_sum) << "begin..finish latency sum";
-    EXPECT_EQ(got[key].decision_sum, c.decision_sum) << "begin..decision latency sum";
-  }
-  std::map<v1::TxState, uint64_t> states;
-  for (const auto& [xid, tx] : all) ++states[tx.state];
-  std::map<v1::TxState, uint64_t> got_states;
-  for (const auto& c : stats->states()) got_states[c.state()] = c.count();
-  EXPECT_EQ(got_states, states) << "summaries per state (sagas by their mapped state)";
+  testing::ExpectStatsMatch(*stats, all);  // sagas by their mapped state
 
   // Attention lists exactly the STUCK sagas among the sagas.
   auto attention = model.Attention(0, kMaxAttentionItems);

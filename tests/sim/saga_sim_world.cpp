@@ -62,10 +62,6 @@ SagaSimWorld::SagaSimWorld(uint64_t seed, SagaSimOptions options)
 
 // ---- Event loop ----
 
-void SagaSimWorld::At(int64_t at_ms, std::function<void()> fn) {
-  queue_.push({std::max(at_ms, Now()), next_seq_++, std::move(fn)});
-}
-
 void SagaSimWorld::AtCoordinator(int64_t at_ms, std::function<void()> fn) {
   const uint64_t incarnation = incarnation_;
   At(at_ms, [this, incarnation, fn = std::move(fn)] {
@@ -79,10 +75,7 @@ int64_t SagaSimWorld::NetDelay() {
 }
 
 void SagaSimWorld::Violation(const std::string& xid, const std::string& what) {
-  constexpr size_t kMaxReported = 20;
-  if (result_.violations.size() >= kMaxReported) return;
-  result_.violations.push_back("t=" + std::to_string(Now() - start_ms_) + "ms xid=" + xid + ": " +
-                               what);
+  AddViolation(&result_.violations, Now() - start_ms_, xid, what);
 }
 
 SagaSimResult SagaSimWorld::Run() {
@@ -93,25 +86,16 @@ SagaSimResult SagaSimWorld::Run() {
   Setup();
   At(start_ms_ + options_.fault_phase_ms, [this] { Heal(); });
 
-  uint64_t hash = 1469598103934665603ULL;  // FNV-1a over the order of events
-  auto mix = [&hash](uint64_t v) { hash = (hash ^ v) * 1099511628211ULL; };
-  while (!queue_.empty() && result_.stats.events < options_.max_events) {
-    Event ev = queue_.top();
-    queue_.pop();
-    clock_.SetMs(ev.at_ms);
-    ++result_.stats.events;
-    mix(static_cast<uint64_t>(ev.at_ms));
-    mix(ev.seq);
-    ev.fn();
-  }
-  if (!queue_.empty()) {
+  if (!loop_.Run(options_.max_events, &result_.stats.events)) {
     Violation("-", "no quiescence after " + std::to_string(options_.max_events) +
                        " events (a retry loop that never ends, or a saga that never finishes?)");
   } else {
     CheckQuiescent();
   }
-  for (const DurableEvent& d : durable_) mix(std::hash<std::string>{}(d.event.SerializeAsString()));
-  result_.trace_hash = hash;
+  for (const DurableEvent& d : durable_) {
+    loop_.Mix(std::hash<std::string>{}(d.event.SerializeAsString()));
+  }
+  result_.trace_hash = loop_.hash();
   return std::move(result_);
 }
 

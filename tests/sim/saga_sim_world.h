@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "tests/sim/sim_loop.h"
 #include "common/random.h"
 #include "saga/saga_core.h"
 #include "tests/sim/saga_sim_participant.h"
@@ -100,21 +101,13 @@ class SagaSimWorld {
     bool satisfied = false;
     std::optional<v1::SagaState> reported;  // final state a waiting client was told
   };
-  struct Event {
-    int64_t at_ms;
-    uint64_t seq;
-    std::function<void()> fn;
-    bool operator>(const Event& o) const {
-      return at_ms != o.at_ms ? at_ms > o.at_ms : seq > o.seq;
-    }
-  };
   struct DurableEvent {
     v1::LogEvent event;
     int64_t durable_at_ms;
   };
 
   int64_t Now() const { return clock_.NowMs(); }
-  void At(int64_t at_ms, std::function<void()> fn);
+  void At(int64_t at_ms, std::function<void()> fn) { loop_.At(at_ms, std::move(fn)); }
   void AtCoordinator(int64_t at_ms, std::function<void()> fn);
   bool Alive(uint64_t incarnation) const { return up_ && incarnation == incarnation_; }
   int64_t NetDelay();
@@ -153,8 +146,7 @@ class SagaSimWorld {
   FakeClock clock_;
   SeededRandom random_;
   SeededRandom core_random_;
-  std::priority_queue<Event, std::vector<Event>, std::greater<>> queue_;
-  uint64_t next_seq_ = 0;
+  SimLoop loop_{clock_};
   int64_t start_ms_ = 0;
   bool faults_ = true;
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "tests/sim/sim_loop.h"
 #include "common/random.h"
 #include "coordinator/twopc_core.h"
 #include "tests/sim/sim_participant.h"
@@ -104,14 +105,6 @@ class SimWorld {
     bool satisfied = false;                // got the reply it waits for
     std::optional<v1::Decision> reported;  // outcome a reply told it
   };
-  struct Event {
-    int64_t at_ms;
-    uint64_t seq;
-    std::function<void()> fn;
-    bool operator>(const Event& o) const {
-      return at_ms != o.at_ms ? at_ms > o.at_ms : seq > o.seq;
-    }
-  };
   struct DurableEvent {
     v1::LogEvent event;
     int64_t durable_at_ms;
@@ -119,7 +112,7 @@ class SimWorld {
 
   // Event loop.
   int64_t Now() const { return clock_.NowMs(); }
-  void At(int64_t at_ms, std::function<void()> fn);
+  void At(int64_t at_ms, std::function<void()> fn) { loop_.At(at_ms, std::move(fn)); }
   // Like At, but dropped if the current coordinator incarnation is gone by then.
   void AtCoordinator(int64_t at_ms, std::function<void()> fn);
   bool Alive(uint64_t incarnation) const { return up_ && incarnation == incarnation_; }
@@ -164,8 +157,7 @@ class SimWorld {
   FakeClock clock_;
   SeededRandom random_;       // the world's choices
   SeededRandom core_random_;  // handed to the core (backoff jitter)
-  std::priority_queue<Event, std::vector<Event>, std::greater<>> queue_;
-  uint64_t next_seq_ = 0;
+  SimLoop loop_{clock_};
   int64_t start_ms_ = 0;
   bool faults_ = true;
 

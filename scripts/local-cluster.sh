@@ -16,10 +16,14 @@
 # inventory/payment/shipping N+41..N+43.
 # DIR (default /tmp/treaty-local-cluster) holds each process's data directory and log, and
 # cluster.env (COORDINATORS=... for `treaty --coordinator "$COORDINATORS"`).
-# Binaries come from ${BUILD_DIR:-build}/bin: run scripts/build.sh first.
+# Binaries come from ${BUILD_DIR:-build}/bin (relative to the repository, or absolute): run
+# scripts/build.sh first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=$PWD/${BUILD_DIR:-build}/bin
+case ${BUILD_DIR:-build} in
+  /*) BIN=$BUILD_DIR/bin ;;
+  *) BIN=$PWD/${BUILD_DIR:-build}/bin ;;
+esac
 
 cmd=${1:-}
 [ -n "$cmd" ] && shift

@@ -156,11 +156,11 @@ void PrintMembership(const v1::ChangeMembershipResponse& resp, const std::string
     return;
   }
   out << std::left << std::setw(6) << "NODE" << std::setw(22) << "RAFT ADDRESS" << std::setw(9)
-      << "ROLE" << "CLIENT ADDRESS\n";
+      << "ROLE"
+      << "CLIENT ADDRESS\n";
   for (const v1::ClusterNode& n : resp.nodes()) {
-    out << std::left << std::setw(6) << n.id() << std::setw(22) << n.raft_address()
-        << std::setw(9) << n.role() << (n.client_address().empty() ? "-" : n.client_address())
-        << "\n";
+    out << std::left << std::setw(6) << n.id() << std::setw(22) << n.raft_address() << std::setw(9)
+        << n.role() << (n.client_address().empty() ? "-" : n.client_address()) << "\n";
   }
 }
 

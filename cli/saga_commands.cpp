@@ -58,8 +58,8 @@ int SubmitSaga(const GlobalOptions& global, const SubmitOptions& submit, std::os
     return kExitError;
   }
   PrepareSubmission(submit, "saga", &*req);
-  auto resp = net::Decode<v1::SubmitSagaResponse>(
-      CallCoordinator(global, v1::methods::kSubmitSaga, req->SerializeAsString(), /*idempotent=*/true));
+  auto resp = net::Decode<v1::SubmitSagaResponse>(CallCoordinator(
+      global, v1::methods::kSubmitSaga, req->SerializeAsString(), /*idempotent=*/true));
   if (!resp.ok()) {
     PrintError(err, resp.status(), req->xid());
     return ExitCodeFor(resp.status());
@@ -98,8 +98,8 @@ int ResolveTransaction(const GlobalOptions& global, const ResolveOptions& resolv
   }
   req.set_who(CurrentUser());
   req.set_why(resolve.reason);
-  auto resp = net::Decode<v1::ResolveResponse>(
-      CallCoordinator(global, v1::methods::kResolve, req.SerializeAsString(), /*idempotent=*/false));
+  auto resp = net::Decode<v1::ResolveResponse>(CallCoordinator(
+      global, v1::methods::kResolve, req.SerializeAsString(), /*idempotent=*/false));
   if (!resp.ok()) {
     PrintError(err, resp.status(), "");
     return ExitCodeFor(resp.status());

@@ -293,11 +293,10 @@ void ServeChangeMembership(net::RpcServer& server, asio::io_context& io, const C
 }
 
 void ServeNotLeader(net::RpcServer& server, const ClusterGate& gate) {
-  for (const char* method :
-       {v1::methods::kSubmit, v1::methods::kSubmitSaga, v1::methods::kResolve,
-        v1::methods::kGetTransaction, v1::methods::kRegister, v1::methods::kQueryOutcome,
-        v1::methods::kListServices, v1::methods::kRebuildReadModel,
-        v1::methods::kChangeMembership}) {
+  for (const char* method : {v1::methods::kSubmit, v1::methods::kSubmitSaga, v1::methods::kResolve,
+                             v1::methods::kGetTransaction, v1::methods::kRegister,
+                             v1::methods::kQueryOutcome, v1::methods::kListServices,
+                             v1::methods::kRebuildReadModel, v1::methods::kChangeMembership}) {
     server.Register(method, [&gate](std::string, uint32_t, net::Responder respond) {
       respond(gate.NotLeader());
     });

@@ -2,8 +2,6 @@
 // admits sagas and hands them to the saga shell (coordinator/saga_shell.h).
 #include "coordinator/coordinator.h"
 
-#include "coordinator/coordinator_impl.h"
-
 #include <spdlog/spdlog.h>
 
 #include <asio.hpp>
@@ -17,6 +15,7 @@
 #include "common/random.h"
 #include "coordinator/admin_http.h"
 #include "coordinator/cluster_mode.h"
+#include "coordinator/coordinator_impl.h"
 #include "coordinator/metrics.h"
 #include "coordinator/read_side.h"
 #include "coordinator/registry.h"

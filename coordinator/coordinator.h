@@ -21,8 +21,8 @@
 #include "coordinator/registry.h"
 #include "coordinator/twopc_core.h"
 #include "log/log.h"
-#include "saga/saga_core.h"
 #include "resilience/token_bucket.h"
+#include "saga/saga_core.h"
 
 namespace treaty::coordinator {
 

@@ -88,7 +88,6 @@ struct Coordinator::Impl {
   // Transactions held in memory by both cores.
   size_t active() const { return core->active() + (sagas ? sagas->active() : 0); }
 
-
   // ---- client API (coordinator_requests.cpp) ----
 
   // The xid length limit (a refusal counts as a rejected submission).

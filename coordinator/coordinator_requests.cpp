@@ -51,7 +51,8 @@ void Coordinator::Impl::HandleSubmit(v1::SubmitRequest req, net::Responder respo
   Execute(core->Handle(in));
 }
 
-Status Coordinator::Impl::Admit(const std::vector<std::string>& services, const std::string& client_id) {
+Status Coordinator::Impl::Admit(const std::vector<std::string>& services,
+                                const std::string& client_id) {
   for (const auto& service : services) {
     if (!service.empty() && !registry->Known(service)) {
       return Status::NotFound("unknown service '" + service +
@@ -79,8 +80,7 @@ Status Coordinator::Impl::ChooseInstances(v1::SubmitRequest& req) {
   for (auto& b : *req.mutable_branches()) {
     b.clear_instance();
     if (b.service().empty()) continue;  // refused by the core's validation
-    auto picked =
-        PickInstance(b.service(), b.routing_key().empty() ? req.xid() : b.routing_key());
+    auto picked = PickInstance(b.service(), b.routing_key().empty() ? req.xid() : b.routing_key());
     if (!picked.ok()) return picked.status();
     b.set_instance(*picked);
   }
@@ -99,7 +99,8 @@ Status Coordinator::Impl::ChooseInstances(v1::SubmitSagaRequest& req) {
   return Status::Ok();
 }
 
-Result<std::string> Coordinator::Impl::PickInstance(const std::string& service, const std::string& key) {
+Result<std::string> Coordinator::Impl::PickInstance(const std::string& service,
+                                                    const std::string& key) {
   auto picked = registry->Pick(
       service, key, clock.NowMs(), [this](const std::string& a) { return caller->Usable(a); },
       [this](const std::string& a) { return caller->Outstanding(a); });
@@ -108,11 +109,11 @@ Result<std::string> Coordinator::Impl::PickInstance(const std::string& service, 
   // the transaction itself, and not UNAVAILABLE, which clients read as "this coordinator is
   // unreachable".
   return Status::ResourceExhausted(picked.status().message() + "; retry after " +
-                                   std::to_string(options.caller.breaker.reset_timeout_ms) +
-                                   " ms");
+                                   std::to_string(options.caller.breaker.reset_timeout_ms) + " ms");
 }
 
-Result<std::string> Coordinator::Impl::ReplyForLogged(const v1::SubmitRequest& req, const v1::TxnRecord& rec) {
+Result<std::string> Coordinator::Impl::ReplyForLogged(const v1::SubmitRequest& req,
+                                                      const v1::TxnRecord& rec) {
   if (rec.mode() == saga::kSagaMode) {
     return Status::AlreadyExists("xid " + req.xid() + " is used by a saga");
   }
@@ -169,7 +170,8 @@ void Coordinator::Impl::HandleResolve(const v1::ResolveRequest& req, net::Respon
   respond(ResolveRefusalForLogged(req, **found));
 }
 
-void Coordinator::Impl::HandleQueryOutcome(const v1::QueryOutcomeRequest& req, net::Responder respond) {
+void Coordinator::Impl::HandleQueryOutcome(const v1::QueryOutcomeRequest& req,
+                                           net::Responder respond) {
   if (core->OutcomeOf(req.xid()) || !gate->clustered()) return respond(OutcomeOf(req.xid()));
   // Not held here. In a cluster, "unknown => ABORT" is only safe once no other leader can have
   // begun the xid: the barrier commits only while this node still leads, and once it is applied

@@ -462,8 +462,7 @@ Effects TwoPcCore::Recover(const std::vector<v1::TxnRecord>& active) {
 
     const int64_t budget_left_ms =
         rec.created_unix_ms() + int64_t{tx.prepare_timeout_ms} - clock_.UnixMs();
-    if (rec.state() == v1::PREPARING && options_.resume_prepare_on_recovery &&
-        budget_left_ms > 0) {
+    if (rec.state() == v1::PREPARING && options_.resume_prepare_on_recovery && budget_left_ms > 0) {
       // A new leader takes over: ask every branch again (a prepared one repeats its vote).
       tx.prepare_timeout_ms = static_cast<uint32_t>(budget_left_ms);
       StartPrepare(tx, out);

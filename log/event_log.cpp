@@ -82,8 +82,8 @@ void EventLog::Impl::Enqueue(Pending pending) {
     }
   }
   if (pending.done) {
-    pending.done(Status::Unavailable(fmt::format(
-                     "the log in {} is shutting down; append refused", store_->dir())),
+    pending.done(Status::Unavailable(
+                     fmt::format("the log in {} is shutting down; append refused", store_->dir())),
                  0);
   }
 }
@@ -512,11 +512,16 @@ ClusterState EventLog::WaitClusterChange(uint64_t seen_epoch, int64_t timeout_ms
 
 std::string_view ClusterRoleName(ClusterRole role) {
   switch (role) {
-    case ClusterRole::kSingle: return "single";
-    case ClusterRole::kUnavailable: return "unavailable";
-    case ClusterRole::kFollower: return "follower";
-    case ClusterRole::kCandidate: return "candidate";
-    case ClusterRole::kLeader: return "leader";
+    case ClusterRole::kSingle:
+      return "single";
+    case ClusterRole::kUnavailable:
+      return "unavailable";
+    case ClusterRole::kFollower:
+      return "follower";
+    case ClusterRole::kCandidate:
+      return "candidate";
+    case ClusterRole::kLeader:
+      return "leader";
   }
   return "unknown";
 }

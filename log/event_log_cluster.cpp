@@ -59,15 +59,14 @@ class Replica final : public RaftHost {
   }
 
   Status Start() {
-    Result<std::optional<std::string>> applied =
-        ReadMeta(kAppliedIndexKey);
+    Result<std::optional<std::string>> applied = ReadMeta(kAppliedIndexKey);
     if (!applied.ok()) return applied.status();
     if (applied->has_value()) {
       const std::optional<uint64_t> index = ParseLsnKey(**applied);
       if (!index) {
-        return Status::Corruption(fmt::format(
-            "{}: the stored Raft applied index has {} bytes, not 8", impl_->store_->dir(),
-            (*applied)->size()));
+        return Status::Corruption(
+            fmt::format("{}: the stored Raft applied index has {} bytes, not 8",
+                        impl_->store_->dir(), (*applied)->size()));
       }
       applied_index_ = *index;
     }
@@ -177,8 +176,7 @@ class Replica final : public RaftHost {
     std::vector<Pending> queued;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      queued.assign(std::make_move_iterator(queue_.begin()),
-                    std::make_move_iterator(queue_.end()));
+      queued.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
       queue_.clear();
     }
     Fail(queued, NotServing());
@@ -186,9 +184,9 @@ class Replica final : public RaftHost {
     std::vector<uint64_t> tags;
     for (const auto& [tag, batch] : proposals_) tags.push_back(tag);
     for (uint64_t tag : tags) {
-      OnProposalFailed(tag, Status::Unavailable(
-                                "leadership was lost; the outcome is unknown (retry with the "
-                                "same xid)"));
+      OnProposalFailed(
+          tag, Status::Unavailable("leadership was lost; the outcome is unknown (retry with the "
+                                   "same xid)"));
     }
   }
 
@@ -211,8 +209,8 @@ class Replica final : public RaftHost {
     if (!ParseView(bytes, &entry)) {
       return Status::Corruption(fmt::format("Raft entry {} is unparsable", index));
     }
-    const bool mine = entry.proposer() == impl_->options_.cluster->node_id &&
-                      proposals_.count(entry.seq()) > 0;
+    const bool mine =
+        entry.proposer() == impl_->options_.cluster->node_id && proposals_.count(entry.seq()) > 0;
 
     // Retention first (its own write; applying it again after a crash is harmless).
     std::vector<PurgeResult> purge_results;
@@ -233,8 +231,11 @@ class Replica final : public RaftHost {
     uint64_t next = first;
     std::vector<Status> append_results;
     std::vector<uint64_t> append_last;
-    for (const v1::RaftAppend& append : entry.appends()) {
-      const std::vector<v1::LogEvent> events(append.events().begin(), append.events().end());
+    for (v1::RaftAppend& append : *entry.mutable_appends()) {
+      // Moved, not copied: the entry is ours and is dropped after this apply.
+      auto& raw = *append.mutable_events();
+      const std::vector<v1::LogEvent> events(std::make_move_iterator(raw.begin()),
+                                             std::make_move_iterator(raw.end()));
       Status s = impl_->StageAppend(events, next, &batch_state, &wb);
       if (s.ok()) {
         next += events.size();
@@ -271,7 +272,8 @@ class Replica final : public RaftHost {
          {store.events(), store.txns(), store.outcomes(), store.meta()}) {
       v1::SnapshotFamily* out = snap.add_families();
       out->set_name(family->GetName());
-      std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(rocksdb::ReadOptions(), family));
+      std::unique_ptr<rocksdb::Iterator> it(
+          store.db()->NewIterator(rocksdb::ReadOptions(), family));
       for (it->SeekToFirst(); it->Valid(); it->Next()) {
         out->add_keys(it->key().ToString());
         out->add_values(it->value().ToString());
@@ -299,7 +301,8 @@ class Replica final : public RaftHost {
         {store.outcomes()->GetName(), store.outcomes()},
         {store.meta()->GetName(), store.meta()}};
     for (const auto& [name, family] : families) {
-      std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(rocksdb::ReadOptions(), family));
+      std::unique_ptr<rocksdb::Iterator> it(
+          store.db()->NewIterator(rocksdb::ReadOptions(), family));
       for (it->SeekToFirst(); it->Valid(); it->Next()) {
         if (family == store.meta() && it->key().ToStringView() == "schema") continue;
         wb.Delete(family, it->key()).PermitUncheckedError();
@@ -341,9 +344,9 @@ class Replica final : public RaftHost {
 
   Result<std::optional<std::string>> ReadMeta(std::string_view key) const {
     std::string value;
-    const rocksdb::Status s = impl_->store_->db()->Get(
-        rocksdb::ReadOptions(), impl_->store_->meta(), rocksdb::Slice(key.data(), key.size()),
-        &value);
+    const rocksdb::Status s =
+        impl_->store_->db()->Get(rocksdb::ReadOptions(), impl_->store_->meta(),
+                                 rocksdb::Slice(key.data(), key.size()), &value);
     if (s.IsNotFound()) return std::optional<std::string>();
     if (!s.ok()) return FromRocks(s, "cannot read the applied index");
     return std::optional<std::string>(std::move(value));
@@ -469,9 +472,12 @@ Status EventLog::RemoveNode(uint64_t id, int64_t timeout_ms) {
 
 std::string_view ClusterMemberRoleName(ClusterMemberRole role) {
   switch (role) {
-    case ClusterMemberRole::kVoter: return "voter";
-    case ClusterMemberRole::kStandby: return "standby";
-    case ClusterMemberRole::kSpare: return "spare";
+    case ClusterMemberRole::kVoter:
+      return "voter";
+    case ClusterMemberRole::kStandby:
+      return "standby";
+    case ClusterMemberRole::kSpare:
+      return "spare";
   }
   return "unknown";
 }

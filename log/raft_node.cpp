@@ -33,18 +33,25 @@ size_t Padded(size_t n) { return (n + 7) & ~size_t{7}; }
 
 ClusterRole RoleOf(int raft_state) {
   switch (raft_state) {
-    case RAFT_FOLLOWER: return ClusterRole::kFollower;
-    case RAFT_CANDIDATE: return ClusterRole::kCandidate;
-    case RAFT_LEADER: return ClusterRole::kLeader;
-    default: return ClusterRole::kUnavailable;
+    case RAFT_FOLLOWER:
+      return ClusterRole::kFollower;
+    case RAFT_CANDIDATE:
+      return ClusterRole::kCandidate;
+    case RAFT_LEADER:
+      return ClusterRole::kLeader;
+    default:
+      return ClusterRole::kUnavailable;
   }
 }
 
 ClusterMemberRole MemberRoleOf(int raft_role) {
   switch (raft_role) {
-    case RAFT_STANDBY: return ClusterMemberRole::kStandby;
-    case RAFT_SPARE: return ClusterMemberRole::kSpare;
-    default: return ClusterMemberRole::kVoter;
+    case RAFT_STANDBY:
+      return ClusterMemberRole::kStandby;
+    case RAFT_SPARE:
+      return ClusterMemberRole::kSpare;
+    default:
+      return ClusterMemberRole::kVoter;
   }
 }
 
@@ -79,13 +86,15 @@ Status ChangeError(int rv, const MembershipChange& c) {
   switch (rv) {
     case RAFT_CANTCHANGE:
       return Status::FailedPrecondition(
-          what + ": another membership change is still in progress (one at a time); retry once "
-                 "it finished");
+          what +
+          ": another membership change is still in progress (one at a time); retry once "
+          "it finished");
     case RAFT_NOTLEADER:
     case RAFT_LEADERSHIPLOST:
       return Status::Unavailable(
-          what + ": this node lost the leadership; the change may or may not take effect (check "
-                 "treaty cluster status, then retry)");
+          what +
+          ": this node lost the leadership; the change may or may not take effect (check "
+          "treaty cluster status, then retry)");
     case RAFT_NOCONNECTION:
       // libraft gave up promoting an added node it could not reach to catch it up.
       return Status::FailedPrecondition(fmt::format(
@@ -116,7 +125,9 @@ struct NoDelayTransport {
     NoDelayTransport* self = nullptr;
   };
 
-  static NoDelayTransport* Of(raft_uv_transport* t) { return static_cast<NoDelayTransport*>(t->impl); }
+  static NoDelayTransport* Of(raft_uv_transport* t) {
+    return static_cast<NoDelayTransport*>(t->impl);
+  }
   static NoDelayTransport* OfInner(raft_uv_transport* t) {
     return static_cast<NoDelayTransport*>(t->data);
   }
@@ -154,8 +165,8 @@ struct NoDelayTransport {
     delete c;
     cb(outer_req, stream, status);
   }
-  static int DoConnect(raft_uv_transport* t, raft_uv_connect* req, raft_id id,
-                       const char* address, raft_uv_connect_cb cb) {
+  static int DoConnect(raft_uv_transport* t, raft_uv_connect* req, raft_id id, const char* address,
+                       raft_uv_connect_cb cb) {
     NoDelayTransport* self = Of(t);
     auto* c = new Connect;
     c->inner_req.data = c;
@@ -206,13 +217,13 @@ struct RaftNode::Loop {
   NoDelayTransport transport;
   raft_io io{};
   raft_fsm fsm{};
-  struct raft raft{};
+  struct raft raft {};
   uv_async_t wake{};
   uv_async_t stop{};
   uv_async_t command{};
   uv_timer_t poll{};
-  struct raft_change change_req{};  // the membership change in progress (one at a time)
-  struct raft_barrier barrier{};
+  struct raft_change change_req {};  // the membership change in progress (one at a time)
+  struct raft_barrier barrier {};
   std::thread thread;
   bool closing = false;
   bool apply_failed = false;
@@ -232,7 +243,8 @@ struct RaftNode::Loop {
     }
     const Status s = self->node->host_->Apply(index, entry);
     if (!s.ok()) {
-      if (!self->apply_failed) spdlog::error("raft: applying entry {} failed: {}", index, s.ToString());
+      if (!self->apply_failed)
+        spdlog::error("raft: applying entry {} failed: {}", index, s.ToString());
       self->apply_failed = true;
       return RAFT_IOERR;
     }
@@ -262,8 +274,7 @@ struct RaftNode::Loop {
 
   static int Restore(raft_fsm* f, raft_buffer* buf) {
     Loop* self = Of(f);
-    const Status s =
-        self->node->host_->Restore({static_cast<const char*>(buf->base), buf->len});
+    const Status s = self->node->host_->Restore({static_cast<const char*>(buf->base), buf->len});
     if (!s.ok()) {
       spdlog::error("raft: restoring a snapshot failed: {}", s.ToString());
       return RAFT_IOERR;
@@ -277,10 +288,11 @@ struct RaftNode::Loop {
     Loop* self = p->loop;
     --self->node->in_flight_;
     if (status != 0) {
-      const std::string why = status == RAFT_LEADERSHIPLOST
-                                  ? "leadership was lost before the entry committed; its outcome "
-                                    "is unknown (retry with the same xid)"
-                                  : fmt::format("raft refused the entry: {}", raft_strerror(status));
+      const std::string why =
+          status == RAFT_LEADERSHIPLOST
+              ? "leadership was lost before the entry committed; its outcome "
+                "is unknown (retry with the same xid)"
+              : fmt::format("raft refused the entry: {}", raft_strerror(status));
       self->node->host_->OnProposalFailed(p->tag, Status::Unavailable(why));
     }
     delete p;
@@ -383,9 +395,8 @@ Result<std::unique_ptr<RaftNode>> RaftNode::Start(const ClusterOptions& options,
   std::error_code ec;
   std::filesystem::create_directories(options.raft_dir, ec);
   if (ec) {
-    return Status::Unavailable(
-        fmt::format("cluster: cannot create the Raft directory {}: {}", options.raft_dir,
-                    ec.message()));
+    return Status::Unavailable(fmt::format("cluster: cannot create the Raft directory {}: {}",
+                                           options.raft_dir, ec.message()));
   }
   // A write to a peer that died raises SIGPIPE; the transport handles EPIPE itself.
   signal(SIGPIPE, SIG_IGN);
@@ -439,7 +450,8 @@ Result<std::unique_ptr<RaftNode>> RaftNode::Start(const ClusterOptions& options,
                                            options.raft_dir, raft_strerror(boot),
                                            raft_errmsg(&l.raft)));
   }
-  if (boot == 0) spdlog::info("raft: bootstrapped {} with {} voters", options.raft_dir, options.peers.size());
+  if (boot == 0)
+    spdlog::info("raft: bootstrapped {} with {} voters", options.raft_dir, options.peers.size());
 
   uv_async_init(&l.loop, &l.wake, Loop::OnWake);
   l.wake.data = &l;
@@ -520,8 +532,8 @@ void RaftNode::StartChange(Change c) {
         Describe(m), Describe(change_->change))));
   }
   if (!serving_) {
-    return c.done(Status::Unavailable(
-        fmt::format("node {} is not the serving leader", options_.node_id)));
+    return c.done(
+        Status::Unavailable(fmt::format("node {} is not the serving leader", options_.node_id)));
   }
   const std::vector<ClusterPeer> conf = ConfigurationOf(r);
   const ClusterPeer* member = nullptr;
@@ -534,14 +546,14 @@ void RaftNode::StartChange(Change c) {
   if (m.action == MembershipChange::Action::kAdd) {
     for (const ClusterPeer& p : conf) {
       if (p.id != m.id && p.raft_address == m.raft_address) {
-        return c.done(Status::FailedPrecondition(fmt::format(
-            "{}: node {} already uses that Raft address", Describe(m), p.id)));
+        return c.done(Status::FailedPrecondition(
+            fmt::format("{}: node {} already uses that Raft address", Describe(m), p.id)));
       }
     }
     if (member != nullptr && member->raft_address != m.raft_address) {
       return c.done(Status::FailedPrecondition(
-          fmt::format("{}: node {} is already a member, at {}; remove it first", Describe(m),
-                      m.id, member->raft_address)));
+          fmt::format("{}: node {} is already a member, at {}; remove it first", Describe(m), m.id,
+                      member->raft_address)));
     }
     if (member != nullptr && member->role == ClusterMemberRole::kVoter) {
       return c.done(Status::Ok());  // done before (a retried request)
@@ -576,8 +588,8 @@ void RaftNode::PromoteAdded() {
   if (!change_) return;
   spdlog::info("raft: node {} was added as a spare; promoting it to voter once it caught up",
                change_->change.id);
-  const int rv = raft_assign(&loop_->raft, &loop_->change_req, change_->change.id, RAFT_VOTER,
-                             Loop::OnChange);
+  const int rv =
+      raft_assign(&loop_->raft, &loop_->change_req, change_->change.id, RAFT_VOTER, Loop::OnChange);
   if (rv != 0) FinishChange(ChangeError(rv, change_->change));
 }
 
@@ -612,8 +624,7 @@ std::vector<ClusterPeer> RaftNode::configuration() const {
 
 Status RaftNode::Propose(std::string_view entry, uint64_t tag) {
   if (!serving_) {
-    return Status::Unavailable(
-        fmt::format("node {} is not the serving leader", options_.node_id));
+    return Status::Unavailable(fmt::format("node {} is not the serving leader", options_.node_id));
   }
   const size_t len = Padded(kHeader + entry.size());
   raft_buffer buf;
@@ -632,8 +643,8 @@ Status RaftNode::Propose(std::string_view entry, uint64_t tag) {
   if (rv != 0) {
     raft_free(buf.base);  // still ours when raft_apply fails
     delete p;
-    return Status::Unavailable(fmt::format("node {} cannot propose: {}", options_.node_id,
-                                           raft_strerror(rv)));
+    return Status::Unavailable(
+        fmt::format("node {} cannot propose: {}", options_.node_id, raft_strerror(rv)));
   }
   ++in_flight_;
   return Status::Ok();

@@ -126,7 +126,7 @@ class RaftNode {
 
   mutable std::mutex mu_;
   mutable std::condition_variable changed_;
-  ClusterState published_;  // guarded by mu_
+  ClusterState published_;                  // guarded by mu_
   std::vector<ClusterPeer> configuration_;  // guarded by mu_
   std::deque<Change> commands_;             // guarded by mu_; for the raft thread
   bool stopped_ = false;                    // guarded by mu_

@@ -13,9 +13,8 @@ Status NotLeader(uint64_t node_id, std::string_view leader_address) {
         "node {} is not the leader and knows no leader yet (election in progress?); retry",
         node_id));
   }
-  return Status::Unavailable(
-      fmt::format("node {} is not the leader; retry at the leader {}{}]", node_id, kHintOpen,
-                  leader_address));
+  return Status::Unavailable(fmt::format("node {} is not the leader; retry at the leader {}{}]",
+                                         node_id, kHintOpen, leader_address));
 }
 
 std::optional<std::string> LeaderHint(const Status& status) {
@@ -34,7 +33,8 @@ Result<std::vector<std::string>> ParseAddressList(std::string_view list) {
   size_t pos = 0;
   while (true) {
     const size_t comma = list.find(',', pos);
-    std::string_view item = list.substr(pos, comma == std::string_view::npos ? list.npos : comma - pos);
+    std::string_view item =
+        list.substr(pos, comma == std::string_view::npos ? list.npos : comma - pos);
     while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
     while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
     if (item.empty()) {

@@ -331,11 +331,10 @@ class ChaosTest : public IntegrationTest {
                 tally.told_nothing, tally.committed);
     std::string report;
     for (size_t i = 0; i < violations.size() && i < 20; ++i) report += "\n  " + violations[i];
-    EXPECT_TRUE(violations.empty()) << violations.size() << " invariant violations (seed " << seed
-                                    << "):" << report;
+    EXPECT_TRUE(violations.empty())
+        << violations.size() << " invariant violations (seed " << seed << "):" << report;
     EXPECT_GT(tally.committed, 0) << "nothing committed at all: the workload did not run";
   }
-
 
   Node* coord_ = nullptr;
   std::vector<Node*> banks_;

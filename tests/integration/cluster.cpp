@@ -143,7 +143,8 @@ Node& IntegrationTest::AddTreatyd(const std::vector<std::string>& extra_args) {
   return *treatyd_;
 }
 
-std::vector<Node*> IntegrationTest::AddTreatydCluster(int n, const std::vector<std::string>& extra_args) {
+std::vector<Node*> IntegrationTest::AddTreatydCluster(int n,
+                                                      const std::vector<std::string>& extra_args) {
   std::vector<uint16_t> raft_ports;
   std::string peers;
   for (int i = 1; i <= n; ++i) {
@@ -160,12 +161,18 @@ std::vector<Node*> IntegrationTest::AddTreatydCluster(int n, const std::vector<s
     node->admin_port = PickFreePort();
     node->data_dir = tmp_->Sub(node->name + "-data");
     node->argv = {bin.ok() ? *bin : BinDir() + "/treatyd",
-                  "--data-dir", node->data_dir,
-                  "--listen", node->address,
-                  "--admin", LoopbackAddress(node->admin_port),
-                  "--node-id", std::to_string(i),
-                  "--raft", LoopbackAddress(raft_ports[static_cast<size_t>(i - 1)]),
-                  "--peers", peers};
+                  "--data-dir",
+                  node->data_dir,
+                  "--listen",
+                  node->address,
+                  "--admin",
+                  LoopbackAddress(node->admin_port),
+                  "--node-id",
+                  std::to_string(i),
+                  "--raft",
+                  LoopbackAddress(raft_ports[static_cast<size_t>(i - 1)]),
+                  "--peers",
+                  peers};
     node->raft_address = LoopbackAddress(raft_ports[static_cast<size_t>(i - 1)]);
     node->argv.insert(node->argv.end(), extra_args.begin(), extra_args.end());
     coordinators_.push_back(node.get());
@@ -185,12 +192,18 @@ Node& IntegrationTest::AddTreatydJoiner(uint64_t id, const std::vector<std::stri
   node->data_dir = tmp_->Sub(node->name + "-data");
   node->raft_address = LoopbackAddress(PickFreePort());
   node->argv = {bin.ok() ? *bin : BinDir() + "/treatyd",
-                "--data-dir", node->data_dir,
-                "--listen", node->address,
-                "--admin", LoopbackAddress(node->admin_port),
-                "--node-id", std::to_string(id),
-                "--raft", node->raft_address,
-                "--peers", std::to_string(id) + "=" + node->raft_address,
+                "--data-dir",
+                node->data_dir,
+                "--listen",
+                node->address,
+                "--admin",
+                LoopbackAddress(node->admin_port),
+                "--node-id",
+                std::to_string(id),
+                "--raft",
+                node->raft_address,
+                "--peers",
+                std::to_string(id) + "=" + node->raft_address,
                 "--join"};
   node->argv.insert(node->argv.end(), extra_args.begin(), extra_args.end());
   coordinators_.push_back(node.get());

@@ -35,7 +35,7 @@ struct Node {
   std::string address;      // "127.0.0.1:<port>"
   uint16_t admin_port = 0;  // treatyd only
   std::string data_dir;
-  std::string raft_address;  // cluster treatyd only
+  std::string raft_address;    // cluster treatyd only
   std::string service;         // banks only: the service it serves (== name unless an instance)
   std::string probe_account;   // banks only: an account used by the registration probe
   bool order_service = false;  // an order-participant (examples/order)
@@ -166,7 +166,7 @@ class IntegrationTest : public ::testing::Test {
   std::unique_ptr<net::RpcClient> rpc_;
   std::vector<std::unique_ptr<Node>> nodes_;
   Node* treatyd_ = nullptr;
-  std::vector<Node*> coordinators_;  // every treatyd (one without a cluster)
+  std::vector<Node*> coordinators_;                     // every treatyd (one without a cluster)
   std::unique_ptr<net::ClusterClient> cluster_client_;  // cluster: finds the leader
 };
 

@@ -44,10 +44,8 @@ int FreeBase() {
 class LocalClusterScriptTest : public IntegrationTest {
  protected:
   CommandResult Script(const std::vector<std::string>& args, int64_t timeout_ms = 60000) {
-    std::vector<std::string> argv = {"/usr/bin/env",
-                                     "BUILD_DIR=" + BinDir() + "/..",
-                                     "TREATY_LOG_LEVEL=warn",
-                                     "bash",
+    std::vector<std::string> argv = {"/usr/bin/env", "BUILD_DIR=" + BinDir() + "/..",
+                                     "TREATY_LOG_LEVEL=warn", "bash",
                                      std::string(TREATY_SOURCE_DIR) + "/scripts/local-cluster.sh"};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.insert(argv.end(), {"--dir", dir_});
@@ -102,10 +100,8 @@ TEST_F(LocalClusterScriptTest, StartsAClusterThatCommitsAcrossALeaderKill) {
   EXPECT_EQ(second.exit_code, 0) << "the new leader did not commit: " << second.Describe();
 
   const std::string bank_b = "127.0.0.1:" + std::to_string(base + 32);
-  CommandResult balances =
-      RunCommand({BinDir() + "/bank-participant", "balances", "--listen", bank_b, "--output",
-                  "json"},
-                 10000);
+  CommandResult balances = RunCommand(
+      {BinDir() + "/bank-participant", "balances", "--listen", bank_b, "--output", "json"}, 10000);
   EXPECT_NE(balances.out.find("\"bob\":70"), std::string::npos)
       << "bob started with 50 and received 10 twice: " << balances.Describe();
 

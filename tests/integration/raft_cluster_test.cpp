@@ -7,9 +7,9 @@
 
 #include "net/leader.h"
 #include "net/proto_codec.h"
-#include "treaty/v1/query.pb.h"
 #include "tests/integration/cluster.h"
 #include "treaty/v1/methods.h"
+#include "treaty/v1/query.pb.h"
 
 namespace treaty::integ {
 namespace {
@@ -25,8 +25,8 @@ class RaftClusterTest : public IntegrationTest {
 
   // A committed transfer of amount from alice to bob; returns its xid.
   std::string Transfer(const std::string& xid, int64_t amount) {
-    auto resp = Submit(TransferRequest(xid, {"bank-a", "alice", "bank-b", "bob", amount}, true),
-                       15000);
+    auto resp =
+        Submit(TransferRequest(xid, {"bank-a", "alice", "bank-b", "bob", amount}, true), 15000);
     EXPECT_TRUE(resp.ok()) << xid << ": " << resp.status().ToString();
     if (resp.ok()) {
       EXPECT_TRUE(IsCommitState(resp->state())) << resp->ShortDebugString();
@@ -55,11 +55,11 @@ TEST_F(RaftClusterTest, FollowersRedirectWritesToTheLeaderAndServeStatus) {
   // A write sent to a follower is refused with a hint naming the leader's client address.
   ASSERT_TRUE(WaitUntil(
       [&] {
-        auto direct = rpc().Call(follower->address, v1::methods::kSubmit,
-                                 TransferRequest("redirect-2", {"bank-a", "alice", "bank-b", "bob", 1},
-                                                 true)
-                                     .SerializeAsString(),
-                                 3000);
+        auto direct =
+            rpc().Call(follower->address, v1::methods::kSubmit,
+                       TransferRequest("redirect-2", {"bank-a", "alice", "bank-b", "bob", 1}, true)
+                           .SerializeAsString(),
+                       3000);
         auto hint = net::LeaderHint(direct.status());
         return !direct.ok() && hint && *hint == leader->address;
       },
@@ -152,8 +152,8 @@ TEST_F(RaftClusterTest, MinorityRefusesToDecide) {
       stopped.push_back(c);
     }
   }
-  auto refused = Submit(
-      TransferRequest("minority", {"bank-a", "alice", "bank-b", "bob", 10}, true), 4000);
+  auto refused =
+      Submit(TransferRequest("minority", {"bank-a", "alice", "bank-b", "bob", 10}, true), 4000);
   EXPECT_FALSE(refused.ok() && IsCommitState(refused->state()))
       << "a lone node committed: " << refused->ShortDebugString();
   auto balances_b = Balances(*bank_b_);
@@ -162,8 +162,8 @@ TEST_F(RaftClusterTest, MinorityRefusesToDecide) {
 
   // A majority again: the cluster decides, and the retried xid is one transaction.
   ASSERT_TRUE(Start(*stopped.front()));
-  auto resp = Submit(TransferRequest("minority", {"bank-a", "alice", "bank-b", "bob", 10}, true),
-                     20000);
+  auto resp =
+      Submit(TransferRequest("minority", {"bank-a", "alice", "bank-b", "bob", 10}, true), 20000);
   ASSERT_TRUE(resp.ok()) << resp.status().ToString();
   auto finished = WaitFinished("minority", 20000);
   ASSERT_TRUE(finished.ok()) << finished.status().ToString();
@@ -181,8 +181,8 @@ TEST_F(RaftClusterTest, AddsAJoiningNodeAndRemovesAFollower) {
   // A 4th treatyd started with --join and an empty data dir waits to be added.
   Node& fourth = AddTreatydJoiner(4);
   ASSERT_TRUE(Start(fourth));
-  CommandResult add = Treaty({"cluster", "add-node", "4", fourth.raft_address, "--client-address",
-                              fourth.address});
+  CommandResult add =
+      Treaty({"cluster", "add-node", "4", fourth.raft_address, "--client-address", fourth.address});
   ASSERT_EQ(add.exit_code, 0) << add.Describe();
   EXPECT_NE(add.out.find("voter"), std::string::npos) << add.out;
   // Adding it again changes nothing; another id at its address is refused.

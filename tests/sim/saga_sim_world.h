@@ -20,10 +20,10 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "tests/sim/sim_loop.h"
 #include "common/random.h"
 #include "saga/saga_core.h"
 #include "tests/sim/saga_sim_participant.h"
+#include "tests/sim/sim_loop.h"
 
 namespace treaty::sim {
 

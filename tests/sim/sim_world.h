@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "tests/sim/sim_loop.h"
 #include "common/random.h"
 #include "coordinator/twopc_core.h"
+#include "tests/sim/sim_loop.h"
 #include "tests/sim/sim_participant.h"
 
 namespace treaty::sim {

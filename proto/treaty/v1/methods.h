@@ -11,8 +11,10 @@ inline constexpr char kGetTransaction[] = "coordinator.GetTransaction";  // GetT
 inline constexpr char kRegister[] = "coordinator.Register";              // RegisterRequest -> RegisterResponse
 inline constexpr char kQueryOutcome[] = "coordinator.QueryOutcome";      // QueryOutcomeRequest -> ...Response
 inline constexpr char kListServices[] = "coordinator.ListServices";      // ListServicesRequest -> ...Response
-inline constexpr char kClusterStatus[] = "coordinator.ClusterStatus";    // ClusterStatusRequest -> ...Response
-inline constexpr char kChangeMembership[] = "coordinator.ChangeMembership";  // ChangeMembershipRequest -> ...Response
+inline constexpr char kClusterStatus[] =
+    "coordinator.ClusterStatus";  // ClusterStatusRequest -> ...Response
+inline constexpr char kChangeMembership[] =
+    "coordinator.ChangeMembership";  // ChangeMembershipRequest -> ...Response
 // Read model queries (proto/treaty/v1/query.proto).
 inline constexpr char kListTransactions[] = "coordinator.ListTransactions";  // ListTransactionsRequest -> ...Response
 inline constexpr char kStats[] = "coordinator.Stats";                        // StatsRequest -> StatsResponse

@@ -1,15 +1,15 @@
 #include "coordinator/read_side.h"
 
+
 #include <google/protobuf/util/json_util.h>
 #include <prometheus/metric_family.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cctype>
-#include <charconv>
 #include <chrono>
 #include <ctime>
 
+#include "common/text.h"
 #include "coordinator/admin_http.h"
 #include "coordinator/metrics.h"
 #include "coordinator/transactions.h"
@@ -30,59 +30,6 @@ const Status& Disabled() {
   static const Status kDisabled = Status::FailedPrecondition(
       "the read model is off (treatyd --no-readmodel); only GetTransaction is served");
   return kDisabled;
-}
-
-std::optional<int64_t> ParseInt(std::string_view text) {
-  int64_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
-
-// "2026-01-02T15:04:05Z", with optional fraction of a second and a "+hh:mm"/"-hh:mm" offset.
-std::optional<int64_t> ParseRfc3339Ms(std::string_view text) {
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, consumed = 0;
-  const std::string s(text);
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute,
-                  &second, &consumed) != 6 ||
-      consumed != 19) {
-    return std::nullopt;
-  }
-  std::string_view rest = text.substr(19);
-  int64_t millis = 0;
-  if (!rest.empty() && rest[0] == '.') {
-    size_t digits = 1;
-    int64_t scale = 100;
-    for (; digits < rest.size() && std::isdigit(static_cast<unsigned char>(rest[digits]));
-         ++digits) {
-      millis += (rest[digits] - '0') * scale;
-      scale /= 10;
-    }
-    if (digits == 1) return std::nullopt;
-    rest = rest.substr(digits);
-  }
-  int64_t offset_min = 0;
-  if (rest == "Z" || rest == "z") {
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
-    auto h = ParseInt(rest.substr(1, 2));
-    auto m = ParseInt(rest.substr(4, 2));
-    if (!h || !m) return std::nullopt;
-    offset_min = (*h * 60 + *m) * (rest[0] == '-' ? -1 : 1);
-  } else {
-    return std::nullopt;
-  }
-  std::tm tm{};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = month - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = minute;
-  tm.tm_sec = second;
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
-    return std::nullopt;
-  }
-  const int64_t seconds = static_cast<int64_t>(timegm(&tm));
-  return (seconds - offset_min * 60) * 1000 + millis;
 }
 
 std::string ToJson(const google::protobuf::Message& message) {
@@ -140,7 +87,7 @@ HttpReply ErrorReply(const Status& status) {
 Status TimeParam(const HttpRequest& req, const char* name, int64_t* out) {
   auto it = req.params.find(name);
   if (it == req.params.end() || it->second.empty()) return Status::Ok();
-  if (auto ms = ParseInt(it->second)) {
+  if (auto ms = ParseInt64(it->second)) {
     *out = *ms;
     return Status::Ok();
   }
@@ -178,7 +125,7 @@ Result<v1::ListTransactionsRequest> ListRequestOf(const HttpRequest& req) {
   filter->set_since_unix_ms(since);
   filter->set_until_unix_ms(until);
   if (std::string limit = param("limit"); !limit.empty()) {
-    auto n = ParseInt(limit);
+    auto n = ParseInt64(limit);
     if (!n || *n < 0) return Status::InvalidArgument("limit=" + limit + " is not a count");
     list.set_limit(static_cast<uint32_t>(std::min<int64_t>(*n, readmodel::kMaxListLimit)));
   }
@@ -205,21 +152,7 @@ v1::TxSummary SummaryFromRecord(const v1::TxnRecord& rec) {
 }  // namespace
 
 Result<int64_t> ParseDurationMs(std::string_view text) {
-  size_t digits = 0;
-  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-  const std::optional<int64_t> n = ParseInt(text.substr(0, digits));
-  const std::string_view unit = text.substr(digits);
-  int64_t scale = 0;
-  if (unit.empty() || unit == "ms") scale = 1;
-  if (unit == "s") scale = 1000;
-  if (unit == "m") scale = 60'000;
-  if (unit == "h") scale = 3'600'000;
-  if (unit == "d") scale = 86'400'000;
-  if (digits == 0 || !n || scale == 0 || *n > INT64_MAX / scale) {
-    return Status::InvalidArgument("\"" + std::string(text) +
-                                   "\" is not a duration (examples: 0, 500ms, 90s, 10m, 24h, 7d)");
-  }
-  return *n * scale;
+  return treaty::ParseDurationMs(text, /*bare_number_is_ms=*/true);
 }
 
 struct ReadSide::Impl {
@@ -439,7 +372,7 @@ void ReadSide::Start(AdminServer* admin) {
     admin->AddRoute("/v1/attention", [impl](const HttpRequest& r) {
       int64_t limit = 100;
       if (auto it = r.params.find("limit"); it != r.params.end()) {
-        auto n = ParseInt(it->second);
+        auto n = ParseInt64(it->second);
         if (!n || *n < 0) return ErrorReply(Status::InvalidArgument("limit is not a count"));
         limit = *n;
       }

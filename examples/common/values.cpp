@@ -1,6 +1,6 @@
 #include "examples/common/values.h"
 
-#include <charconv>
+#include "common/text.h"
 
 namespace treaty::examples {
 
@@ -8,13 +8,7 @@ bool ValidName(std::string_view name) {
   return !name.empty() && name.find_first_of("/,=") == std::string_view::npos;
 }
 
-std::optional<int64_t> ParseInt(std::string_view text) {
-  int64_t v = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, v);
-  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
-  return v;
-}
+std::optional<int64_t> ParseInt(std::string_view text) { return ParseInt64(text); }
 
 Result<std::optional<int64_t>> ReadInt(participant::LocalReader& db, const std::string& key,
                                        std::string_view service) {

@@ -7,7 +7,8 @@
 //   breaker open, PREPARE   -> ABORTED (definitive: the transaction aborts at once)
 //   breaker open, decision  -> UNAVAILABLE (retried after backoff: a decision is never dropped)
 //   breaker open, saga step -> UNAVAILABLE (an action: a failed attempt, counted against the
-//                              step's max attempts; a compensation: retried, never dropped)
+//                              step's max attempts). The saga shell holds a compensation back
+//                              while the breaker is open instead (it is not an attempt).
 //   bulkhead full           -> RESOURCE_EXHAUSTED (transient: retried)
 //
 // Thread-safety: none; the coordinator's I/O thread only. Callbacks run on that thread.

@@ -15,6 +15,9 @@
 namespace treaty::coordinator {
 namespace {
 
+// How long a compensation waits before it looks again at an instance whose breaker is open.
+constexpr std::chrono::milliseconds kBreakerWait{200};
+
 // Whether two definitions describe the same saga; the instances chosen by the coordinator are
 // ignored.
 bool SameSaga(v1::SagaDefinition a, v1::SagaDefinition b) {
@@ -166,6 +169,18 @@ void SagaShell::Call(saga::CallStep c) {
       return;
     }
     instance = *picked;
+  }
+  if (c.phase == saga::Phase::kCompensate && !env_.caller->Usable(instance)) {
+    // The instance's breaker is open: a compensation sent now would be refused without reaching
+    // the participant, yet count against the step's compensation budget (a saga could go STUCK
+    // within one breaker reset). Hold it until the breaker lets calls through; the core keeps
+    // waiting for this call as it would for a slow one.
+    auto timer = std::make_shared<asio::steady_timer>(*env_.io, kBreakerWait);
+    c.instance = instance;
+    timer->async_wait([this, timer, c = std::move(c)](const asio::error_code& ec) mutable {
+      if (!ec && !env_.stopped()) Call(std::move(c));
+    });
+    return;
   }
   v1::StepRequest req;
   req.set_xid(c.xid);

@@ -166,6 +166,9 @@ TEST_F(SagaTest, ResolveAbortCompensatesARunningSagaAndMarkCompensatedFinishesAS
   ASSERT_TRUE(SetOrderFault(*payment_, "charge", "fail"));
   SagaKnobs knobs;
   knobs.max_attempts = 100;
+  // A small compensation budget: compensations held back by payment's open breaker (the failing
+  // charges open it) must not use it up, or the saga would go STUCK instead of compensating.
+  knobs.max_compensation_attempts = 3;
   ASSERT_TRUE(SubmitSaga(OrderSagaRequest("order-6", knobs, false)).ok());
   auto running = WaitSaga(
       "order-6",
@@ -174,6 +177,15 @@ TEST_F(SagaTest, ResolveAbortCompensatesARunningSagaAndMarkCompensatedFinishesAS
       },
       10000);
   ASSERT_TRUE(running.ok()) << running.status().ToString();
+  std::string breaker;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto info = InstanceInfoOf("payment", payment_->address);
+        breaker = info.ok() ? info->breaker() : info.status().ToString();
+        return breaker == "open";
+      },
+      10000))
+      << "payment's breaker never opened: " << breaker;
   CommandResult bad = Treaty({"tx", "resolve", "order-6"});
   EXPECT_EQ(bad.exit_code, 2) << "one action is required: " << bad.Describe();
   CommandResult abort = Treaty({"tx", "resolve", "order-6", "--abort", "--reason", "customer"});

@@ -22,7 +22,7 @@
 #include "coordinator/resolve.h"
 #include "coordinator/saga_shell.h"
 #include "coordinator/transactions.h"
-#include "coordinator/twopc_rules.h"
+#include "twopc/twopc_rules.h"
 #include "log/log.h"
 #include "net/proto_codec.h"
 #include "net/rpc.h"
@@ -68,7 +68,7 @@ Status CheckDataDir(const std::string& dir) {
 
 // ---- effects of the cores ----
 
-void Coordinator::Impl::Execute(Effects fx) {
+void Coordinator::Impl::Execute(twopc::Effects fx) {
   for (auto& a : fx.appends) Append(std::move(a));
   for (auto& c : fx.calls) Call(std::move(c));
   for (const auto& t : fx.timers) StartTimer(t);
@@ -82,9 +82,9 @@ void Coordinator::Impl::Execute(Effects fx) {
   metrics->SetActive(active());
 }
 
-void Coordinator::Impl::Append(AppendLog a) {
+void Coordinator::Impl::Append(twopc::AppendLog a) {
   std::string xid = a.event.xid();
-  LogStep step = a.step;
+  twopc::LogStep step = a.step;
   std::vector<v1::LogEvent> events;
   events.push_back(std::move(a.event));
   log->Append(std::move(events), pending.Track([this, xid, step](Status s, uint64_t) {
@@ -94,12 +94,12 @@ void Coordinator::Impl::Append(AppendLog a) {
         spdlog::error("xid={} log append failed: {}", xid, s.ToString());
         if (log->stopped_after_failure() || gate->LeadershipLost(s)) return Fatal(s);
       }
-      Execute(core->Handle(LogDone{xid, step, s}));
+      Execute(core->Handle(twopc::LogDone{xid, step, s}));
     });
   }));
 }
 
-void Coordinator::Impl::Call(CallParticipant c) {
+void Coordinator::Impl::Call(twopc::CallParticipant c) {
   std::string instance = c.instance;
   if (instance.empty()) {
     // Only transactions logged before instances were recorded lack one: any live instance.
@@ -109,7 +109,7 @@ void Coordinator::Impl::Call(CallParticipant c) {
     if (!picked.ok()) {
       asio::post(io(),
                  [this, xid = c.xid, branch = c.branch, phase = c.phase, s = picked.status()] {
-                   if (!stopped) Execute(core->Handle(CallFailed{xid, branch, phase, s}));
+                   if (!stopped) Execute(core->Handle(twopc::CallFailed{xid, branch, phase, s}));
                  });
       return;
     }
@@ -121,32 +121,32 @@ void Coordinator::Impl::Call(CallParticipant c) {
                  if (stopped) return;
                  if (!r.ok()) {
                    spdlog::debug("xid={} branch={} {} to {} failed: {}", xid, branch,
-                                 PhaseName(phase), service, r.status().ToString());
-                   Execute(core->Handle(CallFailed{xid, branch, phase, r.status()}));
+                                 twopc::PhaseName(phase), service, r.status().ToString());
+                   Execute(core->Handle(twopc::CallFailed{xid, branch, phase, r.status()}));
                    return;
                  }
-                 if (phase != Phase::kPrepare) {
-                   Execute(core->Handle(Acked{xid, branch, phase}));
+                 if (phase != twopc::Phase::kPrepare) {
+                   Execute(core->Handle(twopc::Acked{xid, branch, phase}));
                    return;
                  }
                  auto vote = net::Decode<v1::PrepareResponse>(r);
                  if (!vote.ok()) {
-                   Execute(core->Handle(CallFailed{xid, branch, phase, vote.status()}));
+                   Execute(core->Handle(twopc::CallFailed{xid, branch, phase, vote.status()}));
                    return;
                  }
-                 Execute(core->Handle(VoteReceived{xid, branch, vote->vote(), vote->reason()}));
+                 Execute(core->Handle(twopc::VoteReceived{xid, branch, vote->vote(), vote->reason()}));
                });
 }
 
-void Coordinator::Impl::StartTimer(const SetTimer& t) {
+void Coordinator::Impl::StartTimer(const twopc::SetTimer& t) {
   auto timer = std::make_shared<asio::steady_timer>(io(), std::chrono::milliseconds(t.delay_ms));
   timer->async_wait([this, timer, xid = t.xid, id = t.timer_id](const asio::error_code& ec) {
     if (ec || stopped) return;
-    Execute(core->Handle(TimerFired{xid, id}));
+    Execute(core->Handle(twopc::TimerFired{xid, id}));
   });
 }
 
-void Coordinator::Impl::SendReply(Reply r, bool resolve) {
+void Coordinator::Impl::SendReply(twopc::Reply r, bool resolve) {
   auto it = waiting.find(r.client);
   if (it == waiting.end()) return;
   net::Responder respond = std::move(it->second);
@@ -221,7 +221,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions
     TREATY_RETURN_IF_ERROR(resilience::Validate(options.core.retry).WithPrefix("retry policy"));
     TREATY_RETURN_IF_ERROR(resilience::Validate(options.caller.breaker).WithPrefix("breaker"));
     TREATY_RETURN_IF_ERROR(resilience::Validate(options.admission).WithPrefix("admission"));
-    impl->core = std::make_unique<TwoPcCore>(options.core, impl->clock, impl->random);
+    impl->core = std::make_unique<twopc::TwoPcCore>(options.core, impl->clock, impl->random);
     impl->caller = std::make_unique<ParticipantCaller>(impl->io(), impl->clock, options.caller,
                                                        &impl->metrics->registry());
     impl->admission = std::make_unique<resilience::KeyedTokenBuckets>(options.admission);

@@ -2,7 +2,7 @@
 // participants, and keeps every state change in the durable event log (log/log.h).
 //
 // Threads: one I/O thread runs the RPC server, participant calls, timers and the protocol core
-// (coordinator/twopc_core.h); the log has its own writer thread (group commit); the optional admin
+// (twopc/twopc_core.h); the log has its own writer thread (group commit); the optional admin
 // HTTP server has its own threads and reads only thread-safe counters.
 //
 // Cluster mode (CoordinatorOptions::log set, see coordinator/cluster_mode.h): the owner opens the
@@ -19,7 +19,7 @@
 #include "coordinator/participant_caller.h"
 #include "coordinator/read_side.h"
 #include "coordinator/registry.h"
-#include "coordinator/twopc_core.h"
+#include "twopc/twopc_core.h"
 #include "log/log.h"
 #include "resilience/token_bucket.h"
 #include "saga/saga_core.h"
@@ -56,7 +56,7 @@ struct CoordinatorOptions {
   // Group commit in the log (false = one fsync per append, the benchmark baseline). Default true.
   bool group_commit = true;
   // Protocol knobs (prepare timeout, retry backoff).
-  CoreOptions core;
+  twopc::CoreOptions core;
   // Saga core knobs (log append retry).
   saga::SagaCoreOptions saga;
   // Participant registry: lease length, load-balancing policies.

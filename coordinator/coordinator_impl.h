@@ -51,7 +51,7 @@ struct Coordinator::Impl {
   std::unique_ptr<ReadSide> read_side;
   std::unique_ptr<Registry> registry;
   std::unique_ptr<Metrics> metrics;
-  std::unique_ptr<TwoPcCore> core;
+  std::unique_ptr<twopc::TwoPcCore> core;
   std::unique_ptr<SagaShell> sagas;
   std::unique_ptr<net::RpcServer> server;
   std::unique_ptr<AdminServer> admin;
@@ -74,12 +74,12 @@ struct Coordinator::Impl {
 
   // ---- effects ----
 
-  void Execute(Effects fx);
-  void Append(AppendLog a);
-  void Call(CallParticipant c);
-  void StartTimer(const SetTimer& t);
+  void Execute(twopc::Effects fx);
+  void Append(twopc::AppendLog a);
+  void Call(twopc::CallParticipant c);
+  void StartTimer(const twopc::SetTimer& t);
   // resolve: r answers a Resolve input (a ResolveResponse), else a Submit.
-  void SendReply(Reply r, bool resolve = false);
+  void SendReply(twopc::Reply r, bool resolve = false);
   // Fail-stop: nothing more is decided or sent; the owner is told to stop the process. A cluster
   // leader that lost the leadership stops the same way, but the process goes on (its owner
   // starts a follower): the new leader recovers the transactions from the replicated log.

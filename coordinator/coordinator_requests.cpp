@@ -5,7 +5,7 @@
 #include "coordinator/coordinator_impl.h"
 #include "coordinator/resolve.h"
 #include "coordinator/transactions.h"
-#include "coordinator/twopc_rules.h"
+#include "twopc/twopc_rules.h"
 #include "saga/definition.h"
 #include "treaty/v1/methods.h"
 #include "treaty/v1/participant.pb.h"
@@ -42,7 +42,7 @@ void Coordinator::Impl::HandleSubmit(v1::SubmitRequest req, net::Responder respo
   }
   uint64_t client = next_client++;
   waiting.emplace(client, std::move(respond));
-  Submit in;
+  twopc::Submit in;
   in.xid = req.xid();
   in.branches.assign(req.branches().begin(), req.branches().end());
   in.prepare_timeout_ms = req.prepare_timeout_ms();
@@ -117,7 +117,7 @@ Result<std::string> Coordinator::Impl::ReplyForLogged(const v1::SubmitRequest& r
   if (rec.mode() == saga::kSagaMode) {
     return Status::AlreadyExists("xid " + req.xid() + " is used by a saga");
   }
-  if (!internal::SameBranches(req.branches(), rec.branches())) {
+  if (!twopc::internal::SameBranches(req.branches(), rec.branches())) {
     return Status::AlreadyExists("xid " + req.xid() +
                                  " was already used for a different transaction");
   }

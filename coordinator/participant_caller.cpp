@@ -95,14 +95,14 @@ resilience::Bulkhead& ParticipantCaller::BulkheadFor(const std::string& service)
   return *slot;
 }
 
-void ParticipantCaller::Call(const CallParticipant& c, const std::string& address,
+void ParticipantCaller::Call(const twopc::CallParticipant& c, const std::string& address,
                              net::Callback done) {
   CallSpec spec;
   spec.service = c.service;
-  spec.phase = PhaseName(c.phase);
+  spec.phase = twopc::PhaseName(c.phase);
   spec.attempt = c.attempt;
   spec.deadline_ms = options_.decision_call_timeout_ms;
-  if (c.phase == Phase::kPrepare) {
+  if (c.phase == twopc::Phase::kPrepare) {
     v1::PrepareRequest req;
     req.set_xid(c.xid);
     req.set_branch_id(c.branch);
@@ -117,7 +117,7 @@ void ParticipantCaller::Call(const CallParticipant& c, const std::string& addres
     req.set_xid(c.xid);
     req.set_branch_id(c.branch);
     spec.payload = req.SerializeAsString();
-    spec.method = c.phase == Phase::kCommit ? v1::methods::kCommit : v1::methods::kAbort;
+    spec.method = c.phase == twopc::Phase::kCommit ? v1::methods::kCommit : v1::methods::kAbort;
   }
   Send(std::move(spec), address, std::move(done));
 }

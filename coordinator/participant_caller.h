@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "coordinator/twopc_core.h"
+#include "twopc/twopc_core.h"
 #include "net/rpc.h"
 #include "resilience/breaker.h"
 #include "resilience/bulkhead.h"
@@ -71,7 +71,7 @@ class ParticipantCaller {
 
   // Sends c (PREPARE, COMMIT or ABORT) to instance. done runs exactly once on the I/O thread,
   // possibly before Call returns (refused calls).
-  void Call(const CallParticipant& c, const std::string& instance, net::Callback done);
+  void Call(const twopc::CallParticipant& c, const std::string& instance, net::Callback done);
   // Sends any participant call (saga steps). done runs exactly once on the I/O thread.
   void Send(CallSpec spec, const std::string& instance, net::Callback done);
 

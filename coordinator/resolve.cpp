@@ -2,22 +2,22 @@
 
 #include <spdlog/spdlog.h>
 
-#include "coordinator/twopc_rules.h"
+#include "twopc/twopc_rules.h"
 #include "saga/saga_core.h"
 
 namespace treaty::coordinator {
 
-Result<Resolve> TwoPcResolveOf(const v1::ResolveRequest& req) {
-  Resolve in;
+Result<twopc::Resolve> TwoPcResolveOf(const v1::ResolveRequest& req) {
+  twopc::Resolve in;
   in.xid = req.xid();
   in.who = req.who();
   in.why = req.why();
   if (req.action() == "retry") {
-    in.action = ResolveAction::kRetry;
+    in.action = twopc::ResolveAction::kRetry;
   } else if (req.action() == "abort") {
-    in.action = ResolveAction::kAbort;
+    in.action = twopc::ResolveAction::kAbort;
   } else if (req.action() == "mark-compensated") {
-    in.action = ResolveAction::kMarkCompensated;  // refused by the core, with the reason
+    in.action = twopc::ResolveAction::kMarkCompensated;  // refused by the core, with the reason
   } else {
     return Status::InvalidArgument("unknown resolve action '" + req.action() +
                                    "' (retry, mark-compensated or abort)");
@@ -27,7 +27,7 @@ Result<Resolve> TwoPcResolveOf(const v1::ResolveRequest& req) {
   return in;
 }
 
-Result<std::string> ResolveResponseOf(const Reply& reply) {
+Result<std::string> ResolveResponseOf(const twopc::Reply& reply) {
   if (!reply.status.ok()) return reply.status;
   v1::ResolveResponse resp;
   resp.set_tx_state(reply.state);
@@ -42,7 +42,7 @@ Status ResolveRefusalForLogged(const v1::ResolveRequest& req, const v1::TxnRecor
                                       "; nothing to resolve");
   }
   if (req.action() == "mark-compensated") {
-    return internal::MarkCompensatedRefusal(req.xid());
+    return twopc::internal::MarkCompensatedRefusal(req.xid());
   }
   return Status::FailedPrecondition(xid + " is already " + v1::TxState_Name(rec.state()) +
                                     "; nothing to resolve");

@@ -6,17 +6,17 @@
 #include <string>
 
 #include "common/status.h"
-#include "coordinator/twopc_core.h"
+#include "twopc/twopc_core.h"
 #include "treaty/v1/coordinator.pb.h"
 #include "treaty/v1/log.pb.h"
 
 namespace treaty::coordinator {
 
 // The core's input for req (client left 0), or INVALID_ARGUMENT for an unknown action.
-Result<Resolve> TwoPcResolveOf(const v1::ResolveRequest& req);
+Result<twopc::Resolve> TwoPcResolveOf(const v1::ResolveRequest& req);
 
 // The ResolveResponse for a reply of the 2PC core to a Resolve input (its error if not OK).
-Result<std::string> ResolveResponseOf(const Reply& reply);
+Result<std::string> ResolveResponseOf(const twopc::Reply& reply);
 
 // The refusal of req for a transaction that is in the log but not held by either core (a
 // finished one): INVALID_ARGUMENT for mark-compensated of a 2PC transaction, FAILED_PRECONDITION

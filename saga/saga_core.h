@@ -1,5 +1,5 @@
 // The saga protocol core: a deterministic state machine with no I/O, shaped like
-// coordinator/twopc_core.h. The shell feeds it inputs (a submission, a step reply, a call failure,
+// twopc/twopc_core.h. The shell feeds it inputs (a submission, a step reply, a call failure,
 // a timer, a log completion, an operator's resolution, recovered records) and executes the effects
 // it returns (append events to the log atomically, call a participant, set a timer, reply to a
 // client). The same core runs under tests/sim/ with a simulated network, disk and clock.

@@ -7,8 +7,8 @@
 
 namespace treaty::sim {
 
-using coordinator::CallParticipant;
-using coordinator::Phase;
+using twopc::CallParticipant;
+using twopc::Phase;
 
 SimParticipant& SimWorld::ParticipantFor(const std::string& service) {
   // Services are named "s<index>" by Setup.
@@ -32,7 +32,7 @@ void SimWorld::Call(const CallParticipant& call) {
   // The caller gives up at the call's deadline unless a response came first.
   AtCoordinator(Now() + call.deadline_ms, [this, id, call] {
     if (open_calls_.erase(id) == 0) return;
-    Feed(coordinator::CallFailed{
+    Feed(twopc::CallFailed{
         call.xid, call.branch, call.phase,
         Status::DeadlineExceeded("no response within " + std::to_string(call.deadline_ms) +
                                  " ms")});
@@ -59,18 +59,18 @@ void SimWorld::Serve(uint64_t call_id, const CallParticipant& call, uint64_t inc
   if (p.down(Now())) {
     if (random_.Chance(0.5)) return;  // silence: the caller times out
     respond = [this, call] {
-      Feed(coordinator::CallFailed{call.xid, call.branch, call.phase,
+      Feed(twopc::CallFailed{call.xid, call.branch, call.phase,
                                    Status::Unavailable("connection refused by " + call.service)});
     };
   } else if (call.phase == Phase::kPrepare) {
     PrepareAnswer answer = p.Prepare(call.xid, call.branch, options_.votes, random_);
     respond = [this, call, answer = std::move(answer)] {
       if (!answer.status.ok()) {
-        Feed(coordinator::CallFailed{call.xid, call.branch, call.phase, answer.status});
+        Feed(twopc::CallFailed{call.xid, call.branch, call.phase, answer.status});
         return;
       }
       if (core_->OutcomeOf(call.xid) == v1::OUTCOME_ABORT) ++result_.stats.late_votes_after_abort;
-      Feed(coordinator::VoteReceived{call.xid, call.branch, answer.vote, answer.reason});
+      Feed(twopc::VoteReceived{call.xid, call.branch, answer.vote, answer.reason});
     };
   } else if (call.phase == Phase::kCommit) {
     CheckCommitAllowed(call);
@@ -79,14 +79,14 @@ void SimWorld::Serve(uint64_t call_id, const CallParticipant& call, uint64_t inc
       Violation(call.xid, "COMMIT reached branch " + std::to_string(call.branch) + " which is " +
                               BranchFateName(before));
     }
-    respond = [this, call] { Feed(coordinator::Acked{call.xid, call.branch, call.phase}); };
+    respond = [this, call] { Feed(twopc::Acked{call.xid, call.branch, call.phase}); };
   } else {
     const BranchFate before = p.Abort(call.xid, call.branch);
     if (before == BranchFate::kCommitted) {
       Violation(call.xid,
                 "ABORT reached branch " + std::to_string(call.branch) + " which had committed");
     }
-    respond = [this, call] { Feed(coordinator::Acked{call.xid, call.branch, call.phase}); };
+    respond = [this, call] { Feed(twopc::Acked{call.xid, call.branch, call.phase}); };
   }
   if (faults_ && random_.Chance(options_.drop_response)) {
     ++result_.stats.dropped_messages;

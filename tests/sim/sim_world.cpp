@@ -10,9 +10,9 @@
 
 namespace treaty::sim {
 
-using coordinator::AppendLog;
-using coordinator::Effects;
-using coordinator::LogDone;
+using twopc::AppendLog;
+using twopc::Effects;
+using twopc::LogDone;
 
 const char* BranchFateName(BranchFate fate) {
   switch (fate) {
@@ -84,7 +84,7 @@ void SimWorld::Violation(const std::string& xid, const std::string& what) {
 SimResult SimWorld::Run() {
   start_ms_ = Now();
   disk_ready_ms_ = Now();
-  core_ = std::make_unique<coordinator::TwoPcCore>(core_options_, clock_, core_random_);
+  core_ = std::make_unique<twopc::TwoPcCore>(core_options_, clock_, core_random_);
   up_ = true;
   Setup();
   At(start_ms_ + options_.fault_phase_ms, [this] { Heal(); });
@@ -188,7 +188,7 @@ void SimWorld::Crash(bool planned) {
 void SimWorld::Restart() {
   up_ = true;
   log_broken_ = false;  // the log was reopened
-  core_ = std::make_unique<coordinator::TwoPcCore>(core_options_, clock_, core_random_);
+  core_ = std::make_unique<twopc::TwoPcCore>(core_options_, clock_, core_random_);
   std::vector<v1::TxnRecord> active;
   for (const auto& [xid, rec] : FoldDurable()) {
     switch (rec.state()) {
@@ -219,14 +219,14 @@ void SimWorld::Restart() {
 
 void SimWorld::Execute(const Effects& effects) {
   for (const AppendLog& a : effects.appends) Append(a);
-  for (const coordinator::CallParticipant& c : effects.calls) Call(c);
-  for (const coordinator::SetTimer& t : effects.timers) {
+  for (const twopc::CallParticipant& c : effects.calls) Call(c);
+  for (const twopc::SetTimer& t : effects.timers) {
     AtCoordinator(Now() + t.delay_ms, [this, t] {
-      Feed(coordinator::TimerFired{t.xid, t.timer_id});
+      Feed(twopc::TimerFired{t.xid, t.timer_id});
     });
   }
-  for (const coordinator::Reply& r : effects.replies) OnReply(r);
-  for (const coordinator::Finished& f : effects.finished) OnFinished(f);
+  for (const twopc::Reply& r : effects.replies) OnReply(r);
+  for (const twopc::Finished& f : effects.finished) OnFinished(f);
 }
 
 void SimWorld::SubmitFromClient(size_t index, bool again) {
@@ -239,7 +239,7 @@ void SimWorld::SubmitFromClient(size_t index, bool again) {
     OnReply({index, c.xid, Status::Ok(), rec->second.state(), rec->second.reason()});
     return;
   }
-  coordinator::Submit in;
+  twopc::Submit in;
   in.xid = c.xid;
   in.branches = c.branches;
   in.prepare_timeout_ms = c.prepare_timeout_ms;
@@ -248,7 +248,7 @@ void SimWorld::SubmitFromClient(size_t index, bool again) {
   Feed(in);
 }
 
-void SimWorld::OnReply(const coordinator::Reply& reply) {
+void SimWorld::OnReply(const twopc::Reply& reply) {
   if (reply.client >= clients_.size() || clients_[reply.client].xid != reply.xid) {
     Violation(reply.xid, "reply routed to the wrong client " + std::to_string(reply.client));
     return;
@@ -293,7 +293,7 @@ void SimWorld::OnReply(const coordinator::Reply& reply) {
   c.satisfied = true;
 }
 
-void SimWorld::OnFinished(const coordinator::Finished& finished) {
+void SimWorld::OnFinished(const twopc::Finished& finished) {
   auto rec = records_.find(finished.xid);
   if (rec == records_.end() || rec->second.state() != finished.state) {
     Violation(finished.xid, "Finished(" + v1::TxState_Name(finished.state) +
@@ -305,7 +305,7 @@ void SimWorld::OnFinished(const coordinator::Finished& finished) {
 
 void SimWorld::Append(const AppendLog& append) {
   const std::string xid = append.event.xid();
-  const coordinator::LogStep step = append.step;
+  const twopc::LogStep step = append.step;
   const uint64_t incarnation = incarnation_;
   // Appends complete in the order they were made (one log, group commit).
   disk_ready_ms_ = std::max(

@@ -21,7 +21,7 @@
 
 #include "common/clock.h"
 #include "common/random.h"
-#include "coordinator/twopc_core.h"
+#include "twopc/twopc_core.h"
 #include "tests/sim/sim_loop.h"
 #include "tests/sim/sim_participant.h"
 
@@ -131,21 +131,21 @@ class SimWorld {
   void Feed(const Input& in) {
     Execute(core_->Handle(in));
   }
-  void Execute(const coordinator::Effects& effects);
+  void Execute(const twopc::Effects& effects);
   // again: submit even if the client already has its reply (a duplicate submission).
   void SubmitFromClient(size_t client, bool again = false);
-  void OnReply(const coordinator::Reply& reply);
-  void OnFinished(const coordinator::Finished& finished);
+  void OnReply(const twopc::Reply& reply);
+  void OnFinished(const twopc::Finished& finished);
 
   // Disk.
-  void Append(const coordinator::AppendLog& append);
+  void Append(const twopc::AppendLog& append);
   void MakeDurable(const v1::LogEvent& event);
   std::map<std::string, v1::TxnRecord> FoldDurable() const;
 
   // Network and participants (sim_network.cpp).
-  void Call(const coordinator::CallParticipant& call);
-  void Serve(uint64_t call_id, const coordinator::CallParticipant& call, uint64_t incarnation);
-  void CheckCommitAllowed(const coordinator::CallParticipant& call);
+  void Call(const twopc::CallParticipant& call);
+  void Serve(uint64_t call_id, const twopc::CallParticipant& call, uint64_t incarnation);
+  void CheckCommitAllowed(const twopc::CallParticipant& call);
   SimParticipant& ParticipantFor(const std::string& service);
 
   // Final invariants (sim_checks.cpp).
@@ -153,7 +153,7 @@ class SimWorld {
 
   const uint64_t seed_;
   const SimOptions options_;
-  coordinator::CoreOptions core_options_;
+  twopc::CoreOptions core_options_;
   FakeClock clock_;
   SeededRandom random_;       // the world's choices
   SeededRandom core_random_;  // handed to the core (backoff jitter)
@@ -161,7 +161,7 @@ class SimWorld {
   int64_t start_ms_ = 0;
   bool faults_ = true;
 
-  std::unique_ptr<coordinator::TwoPcCore> core_;
+  std::unique_ptr<twopc::TwoPcCore> core_;
   bool up_ = false;
   uint64_t incarnation_ = 0;
   std::set<uint64_t> open_calls_;  // calls whose response or timeout has not been delivered

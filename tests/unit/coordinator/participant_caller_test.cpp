@@ -9,6 +9,9 @@
 #include "treaty/v1/methods.h"
 
 namespace treaty::coordinator {
+using twopc::CallParticipant;
+using twopc::Phase;
+
 namespace {
 
 // A participant whose every call fails (UNAVAILABLE) or never answers, on a real socket.

@@ -36,7 +36,7 @@
 #include "treaty/v1/coordinator.pb.h"
 #include "treaty/v1/log.pb.h"
 
-namespace treaty::coordinator {
+namespace treaty::twopc {
 
 // Most branches one transaction may have. Bounds per-transaction memory and fan-out.
 inline constexpr size_t kMaxBranches = 64;
@@ -283,4 +283,4 @@ class TwoPcCore {
   std::map<std::string, Tx> txs_;
 };
 
-}  // namespace treaty::coordinator
+}  // namespace treaty::twopc

@@ -4,10 +4,10 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/twopc_core.h"
-#include "tests/unit/coordinator/twopc_fixture.h"
+#include "twopc/twopc_core.h"
+#include "tests/unit/twopc/twopc_fixture.h"
 
-namespace treaty::coordinator {
+namespace treaty::twopc {
 namespace {
 
 using testing_util::CallBranches;
@@ -185,4 +185,4 @@ TEST_F(TwoPcResolveTest, UnknownXidIsNotFound) {
 }
 
 }  // namespace
-}  // namespace treaty::coordinator
+}  // namespace treaty::twopc

@@ -1,11 +1,11 @@
 // TwoPcCore: submission, prepare, votes, decisions and END (the failure-free paths and votes).
-#include "coordinator/twopc_core.h"
+#include "twopc/twopc_core.h"
 
 #include <gtest/gtest.h>
 
-#include "tests/unit/coordinator/twopc_fixture.h"
+#include "tests/unit/twopc/twopc_fixture.h"
 
-namespace treaty::coordinator {
+namespace treaty::twopc {
 namespace {
 
 using testing_util::CallBranches;
@@ -355,4 +355,4 @@ TEST_F(TwoPcDecisionTest, GetReportsPerBranchProgress) {
 }
 
 }  // namespace
-}  // namespace treaty::coordinator
+}  // namespace treaty::twopc

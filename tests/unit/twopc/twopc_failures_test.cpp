@@ -3,11 +3,11 @@
 
 #include <algorithm>
 
-#include "coordinator/twopc_core.h"
-#include "coordinator/twopc_rules.h"
-#include "tests/unit/coordinator/twopc_fixture.h"
+#include "twopc/twopc_core.h"
+#include "twopc/twopc_rules.h"
+#include "tests/unit/twopc/twopc_fixture.h"
 
-namespace treaty::coordinator {
+namespace treaty::twopc {
 namespace {
 
 using testing_util::CallBranches;
@@ -341,4 +341,4 @@ TEST_F(TwoPcRecoveryTest, SubmitForARecoveredTransactionAttachesAndIsRepliedAtOn
 }
 
 }  // namespace
-}  // namespace treaty::coordinator
+}  // namespace treaty::twopc

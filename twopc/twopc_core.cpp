@@ -1,11 +1,11 @@
-#include "coordinator/twopc_core.h"
+#include "twopc/twopc_core.h"
 
 #include <algorithm>
 #include <utility>
 
-#include "coordinator/twopc_rules.h"
+#include "twopc/twopc_rules.h"
 
-namespace treaty::coordinator {
+namespace treaty::twopc {
 
 using internal::MayHavePrepared;
 
@@ -522,4 +522,4 @@ std::optional<v1::Outcome> TwoPcCore::OutcomeOf(const std::string& xid) const {
   return v1::OUTCOME_PENDING;
 }
 
-}  // namespace treaty::coordinator
+}  // namespace treaty::twopc

@@ -10,9 +10,9 @@
 
 #include "common/clock.h"
 #include "common/random.h"
-#include "coordinator/twopc_core.h"
+#include "twopc/twopc_core.h"
 
-namespace treaty::coordinator::testing_util {
+namespace treaty::twopc::testing_util {
 
 inline v1::Branch MakeBranch(const std::string& service, const std::string& op = "op",
                              const std::string& payload = "{}") {
@@ -102,4 +102,4 @@ class TwoPcCoreTest : public ::testing::Test {
   TwoPcCore core_{Options(), clock_, random_};
 };
 
-}  // namespace treaty::coordinator::testing_util
+}  // namespace treaty::twopc::testing_util

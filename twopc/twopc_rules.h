@@ -10,9 +10,9 @@
 
 #include "common/random.h"
 #include "common/status.h"
-#include "coordinator/twopc_core.h"
+#include "twopc/twopc_core.h"
 
-namespace treaty::coordinator::internal {
+namespace treaty::twopc::internal {
 
 // OK, or INVALID_ARGUMENT naming the first problem.
 inline Status ValidateSubmit(const Submit& in) {
@@ -53,4 +53,4 @@ inline Status MarkCompensatedRefusal(const std::string& xid) {
 // A branch that voted NO or READ_ONLY has nothing prepared and never needs the decision.
 inline bool MayHavePrepared(v1::Vote vote) { return vote != v1::NO && vote != v1::READ_ONLY; }
 
-}  // namespace treaty::coordinator::internal
+}  // namespace treaty::twopc::internal

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <utility>
 
-#include "coordinator/twopc_core.h"  // declares these members
-#include "coordinator/twopc_rules.h"
+#include "twopc/twopc_core.h"  // declares these members
+#include "twopc/twopc_rules.h"
 
-namespace treaty::coordinator {
+namespace treaty::twopc {
 
 Effects TwoPcCore::Handle(const Resolve& in) {
   Effects out;
@@ -122,4 +122,4 @@ void TwoPcCore::ReplyResolvers(Tx& tx, const Status& status, const std::string& 
   tx.resolve_clients.clear();
 }
 
-}  // namespace treaty::coordinator
+}  // namespace treaty::twopc

@@ -20,16 +20,10 @@
 #include "coordinator/read_side.h"
 #include "coordinator/registry.h"
 #include "coordinator/resolve.h"
-#include "coordinator/saga_shell.h"
-#include "coordinator/transactions.h"
-#include "twopc/twopc_rules.h"
 #include "log/log.h"
 #include "net/proto_codec.h"
 #include "net/rpc.h"
 #include "resilience/retry.h"
-#include "saga/definition.h"
-#include "treaty/v1/methods.h"
-#include "treaty/v1/participant.pb.h"
 
 namespace treaty::coordinator {
 
@@ -66,115 +60,97 @@ Status CheckDataDir(const std::string& dir) {
   return Status::Ok();
 }
 
-// ---- effects of the cores ----
+// ---- the drivers ----
 
-void Coordinator::Impl::Execute(twopc::Effects fx) {
-  for (auto& a : fx.appends) Append(std::move(a));
-  for (auto& c : fx.calls) Call(std::move(c));
-  for (const auto& t : fx.timers) StartTimer(t);
-  for (auto& r : fx.replies) SendReply(std::move(r));
-  for (auto& r : fx.resolve_replies) SendReply(std::move(r), /*resolve=*/true);
-  for (const auto& f : fx.finished) {
+void Coordinator::Impl::StartDrivers() {
+  timers = std::make_unique<IoTimers>(io());
+  transport = std::make_unique<RpcTransport>(io());
+  log_port = std::make_unique<EventLogPort>(*log, *gate, io(), pending);
+  router = std::make_unique<RegistryRouter>(*registry, clock);
+  call_metrics = std::make_unique<CallMetrics>(metrics->registry());
+  caller = std::make_unique<driver::Caller>(*transport, *timers, clock, options.caller,
+                                            call_metrics.get());
+  driver::Ports ports{log_port.get(), caller.get(), timers.get(), router.get(), &clock, &random};
+  auto changed = [this] { metrics->SetActive(active()); };
+  auto fatal = [this](const Status& s) { Fatal(s); };
+
+  driver::TwoPcDriver::Hooks twopc_hooks;
+  twopc_hooks.reply = [this](twopc::Reply r) { SendReply(std::move(r)); };
+  twopc_hooks.resolve_reply = [this](twopc::Reply r) { SendReply(std::move(r)); };
+  twopc_hooks.finished = [this](const twopc::Finished& f) {
     metrics->TxFinished(f.state, f.duration_ms);
     spdlog::debug("xid={} finished state={} duration_ms={}", f.xid, v1::TxState_Name(f.state),
                   f.duration_ms);
-  }
-  metrics->SetActive(active());
+  };
+  twopc_hooks.fatal = fatal;
+  twopc_hooks.changed = changed;
+  twopc = std::make_unique<driver::TwoPcDriver>(options.core, ports, std::move(twopc_hooks));
+
+  driver::SagaDriver::Hooks saga_hooks;
+  saga_hooks.reply = [this](saga::Reply r) { SendSagaReply(std::move(r)); };
+  saga_hooks.finished = [this](const saga::Finished& f) {
+    metrics->SagaFinished(f.state, f.duration_ms);
+    spdlog::info("xid={} saga {} state={} duration_ms={}", f.xid,
+                 f.state == v1::SAGA_STUCK ? "is" : "finished", v1::SagaState_Name(f.state),
+                 f.duration_ms);
+  };
+  saga_hooks.fatal = fatal;
+  saga_hooks.changed = changed;
+  sagas = std::make_unique<driver::SagaDriver>(options.saga, ports, std::move(saga_hooks));
 }
 
-void Coordinator::Impl::Append(twopc::AppendLog a) {
-  std::string xid = a.event.xid();
-  twopc::LogStep step = a.step;
-  std::vector<v1::LogEvent> events;
-  events.push_back(std::move(a.event));
-  log->Append(std::move(events), pending.Track([this, xid, step](Status s, uint64_t) {
-    asio::post(io(), [this, xid, step, s] {
-      if (stopped) return;
-      if (!s.ok()) {
-        spdlog::error("xid={} log append failed: {}", xid, s.ToString());
-        if (log->stopped_after_failure() || gate->LeadershipLost(s)) return Fatal(s);
-      }
-      Execute(core->Handle(twopc::LogDone{xid, step, s}));
-    });
-  }));
+uint64_t Coordinator::Impl::AddWaiter(Asked asked, net::Responder respond) {
+  const uint64_t client = next_client++;
+  waiting.emplace(client, Waiter{asked, std::move(respond)});
+  return client;
 }
 
-void Coordinator::Impl::Call(twopc::CallParticipant c) {
-  std::string instance = c.instance;
-  if (instance.empty()) {
-    // Only transactions logged before instances were recorded lack one: any live instance.
-    auto picked = registry->Pick(
-        c.service, c.xid, clock.NowMs(), [](const std::string&) { return true; },
-        [](const std::string&) { return 0u; });
-    if (!picked.ok()) {
-      asio::post(io(),
-                 [this, xid = c.xid, branch = c.branch, phase = c.phase, s = picked.status()] {
-                   if (!stopped) Execute(core->Handle(twopc::CallFailed{xid, branch, phase, s}));
-                 });
-      return;
-    }
-    instance = *picked;
-  }
-  caller->Call(c, instance,
-               [this, xid = c.xid, branch = c.branch, phase = c.phase,
-                service = c.service](Result<std::string> r) {
-                 if (stopped) return;
-                 if (!r.ok()) {
-                   spdlog::debug("xid={} branch={} {} to {} failed: {}", xid, branch,
-                                 twopc::PhaseName(phase), service, r.status().ToString());
-                   Execute(core->Handle(twopc::CallFailed{xid, branch, phase, r.status()}));
-                   return;
-                 }
-                 if (phase != twopc::Phase::kPrepare) {
-                   Execute(core->Handle(twopc::Acked{xid, branch, phase}));
-                   return;
-                 }
-                 auto vote = net::Decode<v1::PrepareResponse>(r);
-                 if (!vote.ok()) {
-                   Execute(core->Handle(twopc::CallFailed{xid, branch, phase, vote.status()}));
-                   return;
-                 }
-                 Execute(core->Handle(twopc::VoteReceived{xid, branch, vote->vote(), vote->reason()}));
-               });
-}
-
-void Coordinator::Impl::StartTimer(const twopc::SetTimer& t) {
-  auto timer = std::make_shared<asio::steady_timer>(io(), std::chrono::milliseconds(t.delay_ms));
-  timer->async_wait([this, timer, xid = t.xid, id = t.timer_id](const asio::error_code& ec) {
-    if (ec || stopped) return;
-    Execute(core->Handle(twopc::TimerFired{xid, id}));
-  });
-}
-
-void Coordinator::Impl::SendReply(twopc::Reply r, bool resolve) {
+void Coordinator::Impl::SendReply(twopc::Reply r) {
   auto it = waiting.find(r.client);
   if (it == waiting.end()) return;
-  net::Responder respond = std::move(it->second);
+  Waiter waiter = std::move(it->second);
   waiting.erase(it);
-  if (resolve) return respond(ResolveResponseOf(r));
-  if (!r.status.ok()) {
-    respond(r.status);
-    return;
-  }
+  if (waiter.asked == Asked::kResolve) return waiter.respond(ResolveResponseOf(r));
+  if (!r.status.ok()) return waiter.respond(r.status);
   v1::SubmitResponse resp;
   resp.set_xid(r.xid);
   resp.set_state(r.state);
   resp.set_reason(r.reason);
-  respond(resp.SerializeAsString());
+  waiter.respond(resp.SerializeAsString());
+}
+
+void Coordinator::Impl::SendSagaReply(saga::Reply r) {
+  auto it = waiting.find(r.client);
+  if (it == waiting.end()) return;
+  Waiter waiter = std::move(it->second);
+  waiting.erase(it);
+  if (!r.status.ok()) return waiter.respond(r.status);
+  if (waiter.asked == Asked::kResolve) {
+    v1::ResolveResponse resp;
+    resp.set_state(r.state);
+    resp.set_message(r.reason.empty() ? "resolution recorded" : r.reason);
+    return waiter.respond(resp.SerializeAsString());
+  }
+  v1::SubmitSagaResponse resp;
+  resp.set_xid(r.xid);
+  resp.set_state(r.state);
+  resp.set_reason(r.reason);
+  waiter.respond(resp.SerializeAsString());
 }
 
 void Coordinator::Impl::Fatal(const Status& s) {
   if (stopped) return;
   stopped = true;
+  if (twopc) twopc->Stop();
+  if (sagas) sagas->Stop();
   if (gate->LeadershipLost(s)) {
     lost_leadership = true;
     spdlog::warn("coordinator: leadership lost ({}); no longer driving {} transactions",
                  s.ToString(), active());
     const Status unknown =
         Status::Unavailable("leadership lost; outcome unknown, retry with the same xid");
-    for (auto& [client, respond] : waiting) respond(unknown);
+    for (auto& [client, waiter] : waiting) waiter.respond(unknown);
     waiting.clear();
-    sagas->FailWaiting(unknown);
     return;
   }
   spdlog::critical("coordinator stopping: {}", s.ToString());
@@ -221,27 +197,11 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions
     TREATY_RETURN_IF_ERROR(resilience::Validate(options.core.retry).WithPrefix("retry policy"));
     TREATY_RETURN_IF_ERROR(resilience::Validate(options.caller.breaker).WithPrefix("breaker"));
     TREATY_RETURN_IF_ERROR(resilience::Validate(options.admission).WithPrefix("admission"));
-    impl->core = std::make_unique<twopc::TwoPcCore>(options.core, impl->clock, impl->random);
-    impl->caller = std::make_unique<ParticipantCaller>(impl->io(), impl->clock, options.caller,
-                                                       &impl->metrics->registry());
     impl->admission = std::make_unique<resilience::KeyedTokenBuckets>(options.admission);
-    SagaShell::Env env;
-    env.io = &impl->io();
-    env.clock = &impl->clock;
-    env.random = &impl->random;
-    env.log = impl->log;
-    env.registry = impl->registry.get();
-    env.caller = impl->caller.get();
-    env.metrics = impl->metrics.get();
-    env.fatal = [raw](const Status& s) { raw->Fatal(s); };
-    env.leadership_lost = [raw](const Status& s) { return raw->gate->LeadershipLost(s); };
-    env.track = [raw](log::AppendDone done) { return raw->pending.Track(std::move(done)); };
-    env.stopped = [raw] { return raw->stopped; };
-    env.on_change = [raw] { raw->metrics->SetActive(raw->active()); };
-    impl->sagas = std::make_unique<SagaShell>(std::move(env), options.saga);
+    impl->StartDrivers();
     impl->RegisterHandlers();
     live = [raw](const std::string& xid) {
-      auto held = raw->core->Get(xid);
+      auto held = raw->twopc->Get(xid);
       return held ? held : raw->sagas->Get(xid);
     };
   }
@@ -266,7 +226,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions
     spdlog::info("recovering {} unfinished transactions and {} sagas from {}", two_pc.size(),
                  sagas.size(), options.data_dir);
     asio::post(impl->io(), [raw, two_pc = std::move(two_pc), sagas = std::move(sagas)] {
-      raw->Execute(raw->core->Recover(two_pc));
+      raw->twopc->Recover(two_pc);
       raw->sagas->Recover(sagas);
     });
   }

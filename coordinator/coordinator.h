@@ -16,13 +16,13 @@
 #include <string>
 
 #include "common/status.h"
-#include "coordinator/participant_caller.h"
 #include "coordinator/read_side.h"
 #include "coordinator/registry.h"
-#include "twopc/twopc_core.h"
+#include "driver/caller.h"
 #include "log/log.h"
 #include "resilience/token_bucket.h"
 #include "saga/saga_core.h"
+#include "twopc/twopc_core.h"
 
 namespace treaty::coordinator {
 
@@ -61,8 +61,8 @@ struct CoordinatorOptions {
   saga::SagaCoreOptions saga;
   // Participant registry: lease length, load-balancing policies.
   RegistryOptions registry;
-  // Participant calls: circuit breaker, bulkhead, COMMIT/ABORT call budget.
-  CallerOptions caller;
+  // Participant calls: circuit breaker, bulkhead.
+  driver::CallerOptions caller;
   // Admission: token bucket per client id (rate and burst of submissions per second).
   resilience::TokenBucketOptions admission;
   // See kDefaultMaxActiveTransactions: the global bound on transactions in flight.

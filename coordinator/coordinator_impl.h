@@ -16,12 +16,14 @@
 #include "common/clock.h"
 #include "common/random.h"
 #include "coordinator/admin_http.h"
+#include "coordinator/asio_ports.h"
 #include "coordinator/cluster_mode.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/metrics.h"
 #include "coordinator/read_side.h"
 #include "coordinator/registry.h"
-#include "coordinator/saga_shell.h"
+#include "driver/saga_driver.h"
+#include "driver/twopc_driver.h"
 #include "log/log.h"
 #include "net/proto_codec.h"
 #include "net/rpc.h"
@@ -51,13 +53,25 @@ struct Coordinator::Impl {
   std::unique_ptr<ReadSide> read_side;
   std::unique_ptr<Registry> registry;
   std::unique_ptr<Metrics> metrics;
-  std::unique_ptr<twopc::TwoPcCore> core;
-  std::unique_ptr<SagaShell> sagas;
+  // The drivers' ports (asio_ports.h) and the drivers (leader only).
+  std::unique_ptr<IoTimers> timers;
+  std::unique_ptr<RpcTransport> transport;
+  std::unique_ptr<EventLogPort> log_port;
+  std::unique_ptr<RegistryRouter> router;
+  std::unique_ptr<CallMetrics> call_metrics;
+  std::unique_ptr<driver::Caller> caller;
+  std::unique_ptr<driver::TwoPcDriver> twopc;
+  std::unique_ptr<driver::SagaDriver> sagas;
   std::unique_ptr<net::RpcServer> server;
   std::unique_ptr<AdminServer> admin;
-  std::unique_ptr<ParticipantCaller> caller;
   std::unique_ptr<resilience::KeyedTokenBuckets> admission;
-  std::unordered_map<uint64_t, net::Responder> waiting;  // Submit callers by client id
+  // Clients waiting for the drivers' replies, by client id: the responder and what it asked.
+  enum class Asked { kSubmit, kSubmitSaga, kResolve };
+  struct Waiter {
+    Asked asked = Asked::kSubmit;
+    net::Responder respond;
+  };
+  std::unordered_map<uint64_t, Waiter> waiting;
   uint64_t next_client = 1;
   bool stopped = false;
   // Set (on the I/O thread) once it stopped after losing the leadership; read by the owner.
@@ -72,56 +86,40 @@ struct Coordinator::Impl {
 
   asio::io_context& io() { return io_thread.io(); }
 
-  // ---- effects ----
-
-  void Execute(twopc::Effects fx);
-  void Append(twopc::AppendLog a);
-  void Call(twopc::CallParticipant c);
-  void StartTimer(const twopc::SetTimer& t);
-  // resolve: r answers a Resolve input (a ResolveResponse), else a Submit.
-  void SendReply(twopc::Reply r, bool resolve = false);
+  // Builds the ports and both drivers (leader only).
+  void StartDrivers();
+  uint64_t AddWaiter(Asked asked, net::Responder respond);
+  // Answers the waiting client of a 2PC Submit or Resolve reply.
+  void SendReply(twopc::Reply r);
+  // Answers the waiting client of a saga Submit or Resolve reply.
+  void SendSagaReply(saga::Reply r);
   // Fail-stop: nothing more is decided or sent; the owner is told to stop the process. A cluster
   // leader that lost the leadership stops the same way, but the process goes on (its owner
   // starts a follower): the new leader recovers the transactions from the replicated log.
   void Fatal(const Status& s);
 
-  // Transactions held in memory by both cores.
-  size_t active() const { return core->active() + (sagas ? sagas->active() : 0); }
+  // Transactions held in memory by both drivers.
+  size_t active() const { return twopc->active() + sagas->active(); }
 
   // ---- client API (coordinator_requests.cpp) ----
 
   // The xid length limit (a refusal counts as a rejected submission).
   Status CheckXid(const std::string& xid);
-  // A new submission (2PC or saga) passes admission and gets its instances, or is refused (and
-  // counted); services: those it touches.
-  template <typename Req>
-  Status AdmitNew(Req& req, const std::vector<std::string>& services) {
-    Status s = Admit(services, req.client_id());
-    if (s.ok()) s = ChooseInstances(req);
-    if (!s.ok()) {
-      metrics->SubmitRejected();
-      spdlog::debug("xid={} submission refused: {}", req.xid(), s.ToString());
-      return s;
-    }
-    metrics->TxSubmitted();
-    return Status::Ok();
-  }
+  // Counts a new submission's admission (s OK) or refusal, and returns s.
+  Status Counted(const std::string& xid, Status s);
   void HandleSubmit(v1::SubmitRequest req, net::Responder respond);
   // Admission: the global bound on transactions in flight, then the client's token bucket.
   // services: those the transaction touches (empty names are left to the cores' validation).
   Status Admit(const std::vector<std::string>& services, const std::string& client_id);
   // Fixes the participant instance of every branch of a new transaction (recorded in BEGIN, so
   // PREPARE, COMMIT and ABORT, also after a restart, reach the instance holding the branch).
-  Status ChooseInstances(v1::SubmitRequest& req);
+  Status ChooseInstances(const std::string& xid, std::vector<v1::Branch>& branches);
   // The same for every step of a new saga (recorded in SagaBegun).
-  Status ChooseInstances(v1::SubmitSagaRequest& req);
+  Status ChooseInstances(const std::string& xid, v1::SagaDefinition& saga);
   Result<std::string> PickInstance(const std::string& service, const std::string& key);
-  Result<std::string> ReplyForLogged(const v1::SubmitRequest& req, const v1::TxnRecord& rec);
   void HandleSubmitSaga(v1::SubmitSagaRequest req, net::Responder respond);
   void HandleResolve(const v1::ResolveRequest& req, net::Responder respond);
   void HandleQueryOutcome(const v1::QueryOutcomeRequest& req, net::Responder respond);
-  // The outcome of xid from the core, else from the log (presumed abort for an unknown xid).
-  Result<std::string> OutcomeOf(const std::string& xid);
   // Why a leader-only request is refused now, or OK. In a cluster, a deposed leader must not
   // answer from its stale state: NotLeader until it is replaced.
   Status Refusal() const;

@@ -4,8 +4,6 @@
 
 #include "coordinator/coordinator_impl.h"
 #include "coordinator/resolve.h"
-#include "coordinator/transactions.h"
-#include "twopc/twopc_rules.h"
 #include "saga/definition.h"
 #include "treaty/v1/methods.h"
 #include "treaty/v1/participant.pb.h"
@@ -18,6 +16,16 @@ Status Coordinator::Impl::CheckXid(const std::string& xid) {
   return Status::InvalidArgument("xid is longer than " + std::to_string(kMaxXidBytes) + " bytes");
 }
 
+Status Coordinator::Impl::Counted(const std::string& xid, Status s) {
+  if (!s.ok()) {
+    metrics->SubmitRejected();
+    spdlog::debug("xid={} submission refused: {}", xid, s.ToString());
+    return s;
+  }
+  metrics->TxSubmitted();
+  return Status::Ok();
+}
+
 void Coordinator::Impl::HandleSubmit(v1::SubmitRequest req, net::Responder respond) {
   if (req.xid().empty()) req.set_xid(NewXid(random, "tx"));
   if (Status s = CheckXid(req.xid()); !s.ok()) return respond(s);
@@ -25,30 +33,19 @@ void Coordinator::Impl::HandleSubmit(v1::SubmitRequest req, net::Responder respo
     respond(Status::AlreadyExists("xid " + req.xid() + " is used by a saga"));
     return;
   }
-  if (!core->Get(req.xid())) {
-    // Not held in memory: it may be finished (or ending) in the log.
-    auto found = log->Find(req.xid());
-    if (!found.ok()) {
-      respond(found.status());
-      return;
-    }
-    if (found->has_value()) {
-      respond(ReplyForLogged(req, **found));
-      return;
-    }
-    std::vector<std::string> services;
-    for (const auto& b : req.branches()) services.push_back(b.service());
-    if (Status s = AdmitNew(req, services); !s.ok()) return respond(s);
-  }
-  uint64_t client = next_client++;
-  waiting.emplace(client, std::move(respond));
   twopc::Submit in;
   in.xid = req.xid();
   in.branches.assign(req.branches().begin(), req.branches().end());
   in.prepare_timeout_ms = req.prepare_timeout_ms();
   in.wait = req.wait();
-  in.client = client;
-  Execute(core->Handle(in));
+  in.client = AddWaiter(Asked::kSubmit, std::move(respond));
+  twopc->Submit(std::move(in), [this, &req](twopc::Submit& s) {
+    std::vector<std::string> services;
+    for (const auto& b : s.branches) services.push_back(b.service());
+    Status admitted = Admit(services, req.client_id());
+    if (admitted.ok()) admitted = ChooseInstances(s.xid, s.branches);
+    return Counted(s.xid, std::move(admitted));
+  });
 }
 
 Status Coordinator::Impl::Admit(const std::vector<std::string>& services,
@@ -76,23 +73,24 @@ Status Coordinator::Impl::Admit(const std::vector<std::string>& services,
   return Status::Ok();
 }
 
-Status Coordinator::Impl::ChooseInstances(v1::SubmitRequest& req) {
-  for (auto& b : *req.mutable_branches()) {
+Status Coordinator::Impl::ChooseInstances(const std::string& xid,
+                                          std::vector<v1::Branch>& branches) {
+  for (auto& b : branches) {
     b.clear_instance();
     if (b.service().empty()) continue;  // refused by the core's validation
-    auto picked = PickInstance(b.service(), b.routing_key().empty() ? req.xid() : b.routing_key());
+    auto picked = PickInstance(b.service(), b.routing_key().empty() ? xid : b.routing_key());
     if (!picked.ok()) return picked.status();
     b.set_instance(*picked);
   }
   return Status::Ok();
 }
 
-Status Coordinator::Impl::ChooseInstances(v1::SubmitSagaRequest& req) {
-  for (auto& step : *req.mutable_saga()->mutable_steps()) {
+Status Coordinator::Impl::ChooseInstances(const std::string& xid, v1::SagaDefinition& saga) {
+  for (auto& step : *saga.mutable_steps()) {
     step.clear_instance();
     if (step.service().empty()) continue;  // refused by the core's validation
     auto picked =
-        PickInstance(step.service(), step.routing_key().empty() ? req.xid() : step.routing_key());
+        PickInstance(step.service(), step.routing_key().empty() ? xid : step.routing_key());
     if (!picked.ok()) return picked.status();
     step.set_instance(*picked);
   }
@@ -112,55 +110,40 @@ Result<std::string> Coordinator::Impl::PickInstance(const std::string& service,
                                    std::to_string(options.caller.breaker.reset_timeout_ms) + " ms");
 }
 
-Result<std::string> Coordinator::Impl::ReplyForLogged(const v1::SubmitRequest& req,
-                                                      const v1::TxnRecord& rec) {
-  if (rec.mode() == saga::kSagaMode) {
-    return Status::AlreadyExists("xid " + req.xid() + " is used by a saga");
-  }
-  if (!twopc::internal::SameBranches(req.branches(), rec.branches())) {
-    return Status::AlreadyExists("xid " + req.xid() +
-                                 " was already used for a different transaction");
-  }
-  v1::SubmitResponse resp;
-  resp.set_xid(rec.xid());
-  resp.set_state(rec.state());
-  resp.set_reason(rec.reason());
-  return resp.SerializeAsString();
-}
-
 void Coordinator::Impl::HandleSubmitSaga(v1::SubmitSagaRequest req, net::Responder respond) {
   if (req.xid().empty()) req.set_xid(NewXid(random, "saga"));
   if (Status s = CheckXid(req.xid()); !s.ok()) return respond(s);
-  if (core->Get(req.xid())) {
+  if (twopc->Holds(req.xid())) {
     respond(Status::AlreadyExists("xid " + req.xid() + " is used by a 2PC transaction"));
     return;
   }
-  if (!sagas->Holds(req.xid())) {
-    auto found = log->Find(req.xid());
-    if (!found.ok()) {
-      respond(found.status());
-      return;
-    }
-    if (found->has_value()) {
-      respond(SagaShell::ReplyForLogged(req, **found));
-      return;
-    }
+  saga::Submit in;
+  in.xid = req.xid();
+  in.definition = std::move(*req.mutable_saga());
+  in.wait = req.wait();
+  in.client = AddWaiter(Asked::kSubmitSaga, std::move(respond));
+  sagas->Submit(std::move(in), [this, &req](saga::Submit& s) {
     std::vector<std::string> services;
-    for (const auto& step : req.saga().steps()) services.push_back(step.service());
-    if (Status s = AdmitNew(req, services); !s.ok()) return respond(s);
-  }
-  sagas->Submit(std::move(req), std::move(respond));
+    for (const auto& step : s.definition.steps()) services.push_back(step.service());
+    Status admitted = Admit(services, req.client_id());
+    if (admitted.ok()) admitted = ChooseInstances(s.xid, s.definition);
+    return Counted(s.xid, std::move(admitted));
+  });
 }
 
 void Coordinator::Impl::HandleResolve(const v1::ResolveRequest& req, net::Responder respond) {
   if (req.xid().empty()) return respond(Status::InvalidArgument("Resolve needs an xid"));
-  if (sagas->Holds(req.xid())) return sagas->Resolve(req, std::move(respond));
-  if (core->Get(req.xid())) {
+  if (auto held = sagas->Get(req.xid())) {
+    auto in = SagaResolveOf(req, *held);
+    if (!in.ok()) return respond(in.status());
+    in->client = AddWaiter(Asked::kResolve, std::move(respond));
+    return sagas->Resolve(std::move(*in));
+  }
+  if (twopc->Holds(req.xid())) {
     auto in = TwoPcResolveOf(req);
     if (!in.ok()) return respond(in.status());
-    in->client = next_client++;
-    waiting.emplace(in->client, std::move(respond));
-    return Execute(core->Handle(*in));
+    in->client = AddWaiter(Asked::kResolve, std::move(respond));
+    return twopc->Resolve(std::move(*in));
   }
   auto found = log->Find(req.xid());
   if (!found.ok()) return respond(found.status());
@@ -172,29 +155,16 @@ void Coordinator::Impl::HandleResolve(const v1::ResolveRequest& req, net::Respon
 
 void Coordinator::Impl::HandleQueryOutcome(const v1::QueryOutcomeRequest& req,
                                            net::Responder respond) {
-  if (core->OutcomeOf(req.xid()) || !gate->clustered()) return respond(OutcomeOf(req.xid()));
-  // Not held here. In a cluster, "unknown => ABORT" is only safe once no other leader can have
-  // begun the xid: the barrier commits only while this node still leads, and once it is applied
-  // every decision of earlier leaders is in the local state.
-  log->Barrier(pending.Track([this, xid = req.xid(), respond](Status s, uint64_t) {
-    asio::post(io(), [this, xid, respond, s] {
-      if (!s.ok()) return respond(gate->NotLeader());
-      if (stopped) return respond(Status::Unavailable("coordinator is shutting down"));
-      respond(OutcomeOf(xid));
-    });
-  }));
-}
-
-Result<std::string> Coordinator::Impl::OutcomeOf(const std::string& xid) {
-  v1::QueryOutcomeResponse resp;
-  if (auto outcome = core->OutcomeOf(xid)) {
-    resp.set_outcome(*outcome);
-    return resp.SerializeAsString();
-  }
-  auto found = log->Find(xid);
-  if (!found.ok()) return found.status();
-  resp.set_outcome(found->has_value() ? OutcomeOfRecord(**found) : v1::OUTCOME_ABORT);
-  return resp.SerializeAsString();
+  twopc->QueryOutcome(req.xid(), [this, respond = std::move(respond)](Result<v1::Outcome> r) {
+    // A failed barrier: this node may not lead any more; point at the leader.
+    if (!r.ok() && r.status().code() == StatusCode::kUnavailable && gate->clustered()) {
+      return respond(gate->NotLeader());
+    }
+    if (!r.ok()) return respond(r.status());
+    v1::QueryOutcomeResponse resp;
+    resp.set_outcome(*r);
+    respond(resp.SerializeAsString());
+  });
 }
 
 Status Coordinator::Impl::Refusal() const {

@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
                  "Default prepare-phase budget")
       ->capture_default_str()
       ->check(CLI::Range(1u, 3'600'000u));
-  app.add_option("--decision-timeout-ms", options.caller.decision_call_timeout_ms,
+  app.add_option("--decision-timeout-ms", options.core.decision_call_timeout_ms,
                  "Budget of one COMMIT/ABORT call")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{600'000}));

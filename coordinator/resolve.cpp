@@ -2,8 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "twopc/twopc_rules.h"
 #include "saga/saga_core.h"
+#include "twopc/twopc_rules.h"
 
 namespace treaty::coordinator {
 
@@ -24,6 +24,36 @@ Result<twopc::Resolve> TwoPcResolveOf(const v1::ResolveRequest& req) {
   }
   spdlog::info("xid={} resolve 2pc action={} who={} why={}", req.xid(), req.action(), req.who(),
                req.why());
+  return in;
+}
+
+Result<saga::Resolve> SagaResolveOf(const v1::ResolveRequest& req, const v1::Transaction& held) {
+  saga::Resolve in;
+  in.xid = req.xid();
+  in.who = req.who();
+  in.why = req.why();
+  if (req.action() == "retry") {
+    in.action = saga::ResolveAction::kRetry;
+  } else if (req.action() == "abort") {
+    in.action = saga::ResolveAction::kAbort;
+  } else if (req.action() == "mark-compensated") {
+    in.action = saga::ResolveAction::kMarkCompensated;
+    bool found = false;
+    for (int i = 0; i < held.steps_size() && !found; ++i) {
+      if (held.steps(i).id() == req.step_id()) {
+        in.step = static_cast<uint32_t>(i);
+        found = true;
+      }
+    }
+    if (!found) {
+      return Status::InvalidArgument("xid=" + req.xid() + " has no step '" + req.step_id() + "'");
+    }
+  } else {
+    return Status::InvalidArgument("unknown resolve action '" + req.action() +
+                                   "' (retry, mark-compensated or abort)");
+  }
+  spdlog::info("xid={} resolve action={} step={} who={} why={}", req.xid(), req.action(),
+               req.step_id(), req.who(), req.why());
   return in;
 }
 

@@ -6,14 +6,19 @@
 #include <string>
 
 #include "common/status.h"
-#include "twopc/twopc_core.h"
+#include "saga/saga_core.h"
 #include "treaty/v1/coordinator.pb.h"
 #include "treaty/v1/log.pb.h"
+#include "twopc/twopc_core.h"
 
 namespace treaty::coordinator {
 
 // The core's input for req (client left 0), or INVALID_ARGUMENT for an unknown action.
 Result<twopc::Resolve> TwoPcResolveOf(const v1::ResolveRequest& req);
+
+// The saga core's input for req on the saga held (its live view, to find the step by id; client
+// left 0), or INVALID_ARGUMENT for an unknown action or step.
+Result<saga::Resolve> SagaResolveOf(const v1::ResolveRequest& req, const v1::Transaction& held);
 
 // The ResolveResponse for a reply of the 2PC core to a Resolve input (its error if not OK).
 Result<std::string> ResolveResponseOf(const twopc::Reply& reply);

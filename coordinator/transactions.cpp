@@ -26,16 +26,4 @@ v1::Transaction TransactionFromRecord(const v1::TxnRecord& rec) {
   return tx;
 }
 
-v1::Outcome OutcomeOfRecord(const v1::TxnRecord& rec) {
-  switch (rec.state()) {
-    case v1::COMMITTING:
-    case v1::COMMITTED:
-      return v1::OUTCOME_COMMIT;
-    case v1::PREPARING:
-      return v1::OUTCOME_PENDING;
-    default:
-      return v1::OUTCOME_ABORT;
-  }
-}
-
 }  // namespace treaty::coordinator

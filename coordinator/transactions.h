@@ -9,7 +9,4 @@ namespace treaty::coordinator {
 // The client view of a logged transaction (finished, or active but not held in memory).
 v1::Transaction TransactionFromRecord(const v1::TxnRecord& rec);
 
-// What a participant in doubt should do for a logged transaction.
-v1::Outcome OutcomeOfRecord(const v1::TxnRecord& rec);
-
 }  // namespace treaty::coordinator

@@ -2,6 +2,7 @@
 // progress, waiters, recovery and queries. Calls and their outcomes: saga_core_compensate.cpp.
 #include "saga/saga_core.h"
 
+#include <google/protobuf/util/message_differencer.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -338,6 +339,22 @@ void AddStep(const v1::SagaStep& def, v1::StepState state, uint32_t attempts,
 }
 
 }  // namespace
+
+Reply ReplyForLogged(const Submit& in, const v1::TxnRecord& rec) {
+  auto refuse = [&](const std::string& why) {
+    return Reply{in.client, in.xid, Status::AlreadyExists("xid " + in.xid + why),
+                 v1::SAGA_STATE_UNSPECIFIED, ""};
+  };
+  if (rec.mode() != kSagaMode) return refuse(" is used by a 2PC transaction");
+  v1::SagaDefinition logged = rec.saga();
+  v1::SagaDefinition asked = in.definition;
+  for (auto& step : *logged.mutable_steps()) step.clear_instance();
+  for (auto& step : *asked.mutable_steps()) step.clear_instance();
+  if (!google::protobuf::util::MessageDifferencer::Equals(logged, asked)) {
+    return refuse(" was already used for a different saga; use a new xid");
+  }
+  return Reply{in.client, in.xid, Status::Ok(), rec.saga_state(), rec.reason()};
+}
 
 v1::Transaction TransactionFromSagaRecord(const v1::TxnRecord& rec) {
   v1::Transaction view;

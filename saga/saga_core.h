@@ -100,6 +100,8 @@ struct CallFailed {
   Phase phase = Phase::kAction;
   uint32_t attempt = 0;  // CallStep::attempt of the failed call; 0: unknown (accepted)
   Status status;         // UNAVAILABLE / DEADLINE_EXCEEDED / ... transient, others definitive
+  // The call was never sent: the instance's circuit breaker is open.
+  bool breaker_open = false;
 };
 
 struct TimerFired {
@@ -179,6 +181,11 @@ struct Effects {
   bool empty() const;
 };
 
+// The reply to a Submit for an xid that is logged but not held by the core (a finished saga): its
+// state if the definitions match (the chosen instances aside), else ALREADY_EXISTS (also for a
+// 2PC transaction's xid).
+Reply ReplyForLogged(const Submit& in, const v1::TxnRecord& rec);
+
 // The view of a saga from its log record (for sagas the core does not hold, e.g. finished ones):
 // mode "saga", saga_state, reason, times, and per step its logged state, attempts and error.
 v1::Transaction TransactionFromSagaRecord(const v1::TxnRecord& rec);
@@ -210,6 +217,7 @@ class SagaCore {
 
   // The saga's live view (mode "saga", saga_state, steps), if this core holds it.
   std::optional<v1::Transaction> Get(const std::string& xid) const;
+  bool Holds(const std::string& xid) const { return sagas_.count(xid) != 0; }
   size_t active() const;
 
  private:

@@ -176,18 +176,14 @@ void TwoPcCore::SendPrepare(Tx& tx, uint32_t branch, uint32_t attempt, Effects& 
   tx.branch_states[branch].attempts = attempt;
   const v1::Branch& b = tx.branches[branch];
   const int64_t budget_ms = std::max<int64_t>(1, tx.prepare_deadline_ms - clock_.NowMs());
-  out.calls.push_back(
-      {tx.xid, branch, Phase::kPrepare, b.service(), b.op(), b.payload(), attempt, budget_ms,
-       b.instance()});
+  out.calls.push_back({tx.xid, branch, Phase::kPrepare, b.service(), b.op(), b.payload(), attempt,
+                       budget_ms, b.instance()});
 }
 
 void TwoPcCore::SendDecision(Tx& tx, uint32_t branch, uint32_t attempt, Effects& out) {
   tx.branch_states[branch].attempts = attempt;
-  // Decision calls reuse the transaction's prepare budget as their per-call deadline: a
-  // participant that could prepare in that time can apply the decision in it too.
   out.calls.push_back({tx.xid, branch, CallPhase(tx), tx.branches[branch].service(), "", "",
-                       attempt, static_cast<int64_t>(tx.prepare_timeout_ms),
-                       tx.branches[branch].instance()});
+                       attempt, options_.decision_call_timeout_ms, tx.branches[branch].instance()});
 }
 
 // ---- Votes and decisions ----
@@ -325,7 +321,7 @@ Effects TwoPcCore::Handle(const CallFailed& in) {
     }
     bs.last_error = in.status.ToString();
     Touch(*tx);
-    if (!resilience::IsRetryable(in.status)) {
+    if (in.breaker_open || !resilience::IsRetryable(in.status)) {
       Decide(*tx, v1::ABORT,
              tx->branches[in.branch].service() + " refused PREPARE: " + in.status.ToString(), out);
     } else {
@@ -486,6 +482,32 @@ Effects TwoPcCore::Recover(const std::vector<v1::TxnRecord>& active) {
 }
 
 // ---- Queries ----
+
+Reply ReplyForLogged(const Submit& in, const v1::TxnRecord& rec) {
+  if (rec.mode() == "saga") {
+    return {in.client, in.xid, Status::AlreadyExists("xid " + in.xid + " is used by a saga"),
+            v1::TX_STATE_UNSPECIFIED, ""};
+  }
+  if (!internal::SameBranches(in.branches, rec.branches())) {
+    return {
+        in.client, in.xid,
+        Status::AlreadyExists("xid " + in.xid + " was already used for a different transaction"),
+        v1::TX_STATE_UNSPECIFIED, ""};
+  }
+  return {in.client, in.xid, Status::Ok(), rec.state(), rec.reason()};
+}
+
+v1::Outcome OutcomeOfRecord(const v1::TxnRecord& rec) {
+  switch (rec.state()) {
+    case v1::COMMITTING:
+    case v1::COMMITTED:
+      return v1::OUTCOME_COMMIT;
+    case v1::PREPARING:
+      return v1::OUTCOME_PENDING;
+    default:
+      return v1::OUTCOME_ABORT;
+  }
+}
 
 std::optional<v1::Transaction> TwoPcCore::Get(const std::string& xid) const {
   auto it = txs_.find(xid);

@@ -49,6 +49,9 @@ struct CoreOptions {
   resilience::RetryPolicy retry;
   // Backoff before retrying a failed log append, milliseconds. Default 100.
   int64_t log_retry_ms = 100;
+  // Budget of one COMMIT or ABORT call, milliseconds. Default 2000. (A PREPARE call's budget is
+  // what is left of the transaction's prepare budget.)
+  int64_t decision_call_timeout_ms = 2000;
   // Recovery of a transaction still PREPARING (BEGIN durable, no decision): false aborts it
   // (presumed abort; a single node's restart). true resumes the prepare phase with what is left
   // of its prepare budget (counted from BEGIN), and aborts it only if nothing is left: a cluster's
@@ -89,6 +92,10 @@ struct CallFailed {
   uint32_t branch = 0;
   Phase phase = Phase::kPrepare;
   Status status;  // why: UNAVAILABLE / DEADLINE_EXCEEDED are transient, others definitive
+  // The call was never sent: the instance's circuit breaker is open. A PREPARE refused so fails
+  // the transaction at once (waiting for a broken participant would hold the other branches'
+  // locks); a decision is retried like any transient failure.
+  bool breaker_open = false;
 };
 
 struct Acked {  // a participant acknowledged COMMIT or ABORT
@@ -166,6 +173,14 @@ struct Effects {
   std::vector<Finished> finished;
   bool empty() const;
 };
+
+// The reply to a Submit for an xid that is logged but not held by the core (finished, or ending):
+// its logged state if the branches are the same, else ALREADY_EXISTS (also for a saga's xid).
+Reply ReplyForLogged(const Submit& in, const v1::TxnRecord& rec);
+
+// What a participant in doubt should do for a logged transaction: COMMIT once a COMMIT decision
+// is logged, PENDING while preparing, ABORT otherwise.
+v1::Outcome OutcomeOfRecord(const v1::TxnRecord& rec);
 
 class TwoPcCore {
  public:

@@ -1,4 +1,4 @@
-#include "coordinator/participant_caller.h"
+#include "driver/caller.h"
 
 #include <gtest/gtest.h>
 
@@ -6,15 +6,18 @@
 #include <future>
 #include <thread>
 
+#include "coordinator/asio_ports.h"
 #include "treaty/v1/methods.h"
 
 namespace treaty::coordinator {
-using twopc::CallParticipant;
-using twopc::Phase;
+using driver::CallerOptions;
+using driver::CallOutcome;
+using driver::Refusal;
 
 namespace {
 
-// A participant whose every call fails (UNAVAILABLE) or never answers, on a real socket.
+// driver::Caller over treatyd's RpcTransport to a participant whose every call fails
+// (UNAVAILABLE) or never answers, on a real socket.
 class CallerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -38,18 +41,21 @@ class CallerTest : public ::testing::Test {
     io_.Stop();
   }
   void MakeCaller(CallerOptions o) {
-    caller_ = std::make_unique<ParticipantCaller>(io_.io(), clock_, o, nullptr);
+    caller_ = std::make_unique<driver::Caller>(transport_, timers_, clock_, o, nullptr);
+  }
+  driver::CallSpec Spec(const char* method, int64_t deadline_ms) {
+    driver::CallSpec spec;
+    spec.service = "bank";
+    spec.instance = address_;
+    spec.method = method;
+    spec.deadline_ms = deadline_ms;
+    return spec;
   }
   // Runs one call on the I/O thread and waits for its result.
-  Status CallOnce(Phase phase) {
-    std::promise<Status> done;
+  CallOutcome CallOnce(const char* method) {
+    std::promise<CallOutcome> done;
     asio::post(io_.io(), [&] {
-      CallParticipant c;
-      c.xid = "x";
-      c.service = "bank";
-      c.phase = phase;
-      c.deadline_ms = 500;
-      caller_->Call(c, address_, [&](Result<std::string> r) { done.set_value(r.status()); });
+      caller_->Call(Spec(method, 500), [&](CallOutcome o) { done.set_value(std::move(o)); });
     });
     return done.get_future().get();
   }
@@ -57,28 +63,34 @@ class CallerTest : public ::testing::Test {
   FakeClock clock_;
   net::IoThread io_;
   std::unique_ptr<net::RpcServer> server_;
-  std::unique_ptr<ParticipantCaller> caller_;
+  RpcTransport transport_{io_.io()};
+  IoTimers timers_{io_.io()};
+  std::unique_ptr<driver::Caller> caller_;
   std::string address_;
   bool hang_ = false;
   std::vector<net::Responder> held_;
 };
 
-TEST_F(CallerTest, OpenBreakerFailsPrepareFastAsAbortAndDelaysDecisions) {
+TEST_F(CallerTest, OpenBreakerRefusesCallsWithoutSendingThem) {
   CallerOptions o;
   o.breaker.consecutive_failures = 3;
   o.breaker.reset_timeout_ms = 1000;
   MakeCaller(o);
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(CallOnce(Phase::kPrepare).code(), StatusCode::kUnavailable);
-  Status prepare = CallOnce(Phase::kPrepare);
-  EXPECT_EQ(prepare.code(), StatusCode::kAborted) << "open breaker: PREPARE must fail fast";
-  EXPECT_NE(prepare.message().find("circuit breaker open"), std::string::npos);
-  EXPECT_EQ(CallOnce(Phase::kCommit).code(), StatusCode::kUnavailable)
-      << "open breaker: a decision is refused as transient, so the core retries it";
+  for (int i = 0; i < 3; ++i) {
+    CallOutcome sent = CallOnce(v1::methods::kPrepare);
+    EXPECT_EQ(sent.response.status().code(), StatusCode::kUnavailable);
+    EXPECT_EQ(sent.refusal, Refusal::kNone) << "the participant's own failure: sent";
+  }
+  CallOutcome refused = CallOnce(v1::methods::kPrepare);
+  EXPECT_EQ(refused.refusal, Refusal::kBreakerOpen) << "open breaker: fail fast, never sent";
+  EXPECT_EQ(refused.response.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(refused.response.status().message().find("circuit breaker open"), std::string::npos);
+  EXPECT_EQ(CallOnce(v1::methods::kCommit).refusal, Refusal::kBreakerOpen);
   EXPECT_FALSE(caller_->Usable(address_));
   EXPECT_EQ(caller_->StatsOf(address_).breaker, "open");
   clock_.AdvanceMs(1000);
   EXPECT_TRUE(caller_->Usable(address_)) << "after the reset timeout a probe may go through";
-  EXPECT_EQ(CallOnce(Phase::kCommit).code(), StatusCode::kUnavailable) << "the probe is sent";
+  EXPECT_EQ(CallOnce(v1::methods::kCommit).refusal, Refusal::kNone) << "the probe is sent";
   EXPECT_EQ(caller_->StatsOf(address_).breaker, "open") << "a failed probe re-opens";
 }
 
@@ -89,12 +101,8 @@ TEST_F(CallerTest, FullBulkheadRefusesWithResourceExhausted) {
   hang_ = true;
   std::promise<Status> first;
   asio::post(io_.io(), [&] {
-    CallParticipant c;
-    c.xid = "x";
-    c.service = "bank";
-    c.phase = Phase::kPrepare;
-    c.deadline_ms = 2000;
-    caller_->Call(c, address_, [&](Result<std::string> r) { first.set_value(r.status()); });
+    caller_->Call(Spec(v1::methods::kPrepare, 2000),
+                  [&](CallOutcome r) { first.set_value(r.response.status()); });
   });
   // Wait until the first call holds the only slot and has reached the participant.
   for (int i = 0; i < 2000; ++i) {
@@ -104,9 +112,10 @@ TEST_F(CallerTest, FullBulkheadRefusesWithResourceExhausted) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   ASSERT_EQ(caller_->ServiceInFlight("bank"), 1u);
-  Status second = CallOnce(Phase::kPrepare);
-  EXPECT_EQ(second.code(), StatusCode::kResourceExhausted);
-  EXPECT_NE(second.message().find("bulkhead full"), std::string::npos);
+  CallOutcome second = CallOnce(v1::methods::kPrepare);
+  EXPECT_EQ(second.refusal, Refusal::kBulkheadFull);
+  EXPECT_EQ(second.response.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(second.response.status().message().find("bulkhead full"), std::string::npos);
   asio::post(io_.io(), [&] {
     for (auto& r : held_) r(std::string());
   });

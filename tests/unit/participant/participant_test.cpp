@@ -9,6 +9,7 @@
 #include <future>
 #include <vector>
 
+#include "common/limits.h"
 #include "tests/unit/participant/participant_test_util.h"
 #include "tests/unit/participant/test_service.h"
 
@@ -148,6 +149,9 @@ TEST_F(ParticipantTest, ThrowingOrFailingHandlerReturnsErrorAndRecordsNothing) {
 TEST_F(ParticipantTest, InvalidXidIsRefused) {
   EXPECT_EQ(client().Prepare("", 0, "put").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(client().Abort(std::string("a\0b", 3), 0).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(client().Prepare(std::string(kMaxXidBytes + 1, 'x'), 0, "put").status().code(),
+            StatusCode::kInvalidArgument)
+      << "a participant accepts no xid the coordinator would refuse";
 }
 
 TEST_F(ParticipantTest, InspectListsEveryBranchOfTheXidOnly) {

@@ -1,11 +1,11 @@
 // Barrier records: the per-branch state a participant keeps in the "barrier" column family.
-// Private to participant/.
 //
 // Key:   xid + '\0' + branch_id (4 bytes, big-endian), so every branch of an xid shares the prefix
 //        xid + '\0' and sorts by branch_id.
 // Value: version byte (1), state byte (treaty.v1.BranchState), vote byte (treaty.v1.Vote),
 //        prepared_unix_ms (8 bytes, big-endian, two's complement), then op, payload and reason,
 //        each as a 4-byte big-endian length followed by the bytes.
+// Shared with tests/sim/ through barrier_rules.h, so it includes no RocksDB.
 #pragma once
 
 #include <cstddef>

@@ -25,10 +25,18 @@ std::string At(const BarrierTarget& target) { return " at " + std::string(target
 
 PrepareRule OnPrepare(const std::optional<BarrierRecord>& existing) {
   if (!existing.has_value()) return {};
-  if (existing->vote != v1::VOTE_UNSPECIFIED) {
-    return Answer(PrepareRule::Kind::kRepeat, existing->vote, existing->reason);
+  const BarrierRecord& rec = *existing;
+  switch (rec.state) {
+    case v1::BRANCH_PREPARED:
+    case v1::BRANCH_COMMITTED:
+      return Answer(PrepareRule::Kind::kRepeat, v1::YES, rec.reason);
+    case v1::BRANCH_READ_ONLY:
+      return Answer(PrepareRule::Kind::kRepeat, v1::READ_ONLY, rec.reason);
+    default:  // BRANCH_ABORTED (NO is also the safe answer to a state no stored record holds)
+      if (rec.vote == v1::NO) return Answer(PrepareRule::Kind::kRepeat, v1::NO, rec.reason);
+      return Answer(PrepareRule::Kind::kRefuseAborted, v1::NO,
+                    rec.vote == v1::VOTE_UNSPECIFIED ? kAbortedBeforePrepare : kAlreadyAborted);
   }
-  return Answer(PrepareRule::Kind::kRefuseAborted, v1::NO, kAbortedBeforePrepare);
 }
 
 BarrierRecord RecordVote(const PrepareResult& vote, std::string_view op, std::string_view payload,

@@ -41,12 +41,14 @@ struct BarrierTarget {
 
 // The NO reason of a prepare that arrives after a null abort (the branch never voted).
 inline constexpr char kAbortedBeforePrepare[] = "aborted before prepare";
+// The NO reason of a prepare of a branch that voted YES and was then aborted.
+inline constexpr char kAlreadyAborted[] = "branch already aborted";
 
 struct PrepareRule {
   enum class Kind {
     kRunHandler,     // nothing recorded: run the prepare handler, then write RecordVote
     kRepeat,         // the branch voted before: answer that vote again
-    kRefuseAborted,  // the branch is ABORTED without a vote (null abort): answer NO
+    kRefuseAborted,  // the branch is ABORTED without a NO vote of its own: answer NO
   };
   Kind kind = Kind::kRunHandler;
   // The answer (kRepeat, kRefuseAborted).
@@ -55,9 +57,14 @@ struct PrepareRule {
 };
 
 // The rule for a PREPARE of a branch whose record is `existing` (nullopt: none):
-//   none                 -> kRunHandler;
-//   a recorded vote      -> kRepeat, that vote and its reason;
-//   ABORTED, never voted -> kRefuseAborted, NO kAbortedBeforePrepare (null abort).
+//   none       -> kRunHandler;
+//   PREPARED   -> kRepeat, YES;
+//   COMMITTED  -> kRepeat, YES (it voted YES and its decision was COMMIT);
+//   READ_ONLY  -> kRepeat, READ_ONLY with the recorded reason;
+//   ABORTED    -> NO whatever vote it once recorded: a NO voter repeats its NO and reason
+//                 (kRepeat); a null abort answers kAbortedBeforePrepare and a branch aborted after
+//                 voting YES answers kAlreadyAborted (kRefuseAborted). An aborted branch never
+//                 votes YES again, so a coordinator that resumes the prepare cannot commit it.
 PrepareRule OnPrepare(const std::optional<BarrierRecord>& existing);
 
 // The record written after the prepare handler of `op` returned `vote` at now_unix_ms:

@@ -67,6 +67,23 @@ TEST(PrepareRuleTest, PrepareAfterANullAbortVotesNoWithoutRunningTheHandler) {
   EXPECT_EQ(rule.reason, kAbortedBeforePrepare);
 }
 
+TEST(PrepareRuleTest, PrepareOfAnAbortedBranchVotesNo) {
+  const PrepareRule rule = OnPrepare(AbortedAfterYes());
+  EXPECT_EQ(rule.kind, PrepareRule::Kind::kRefuseAborted);
+  EXPECT_EQ(rule.vote, v1::NO)
+      << "a branch that voted YES and was then aborted must not vote YES again, or a coordinator "
+         "that resumes the prepare would commit it";
+  EXPECT_EQ(rule.reason, kAlreadyAborted);
+}
+
+TEST(PrepareRuleTest, EveryAbortedBranchVotesNoAndNoOtherDoes) {
+  for (const BarrierRecord& rec :
+       {Prepared(), Committed(), ReadOnly(), NullAborted(), VotedNo(), AbortedAfterYes()}) {
+    EXPECT_EQ(OnPrepare(rec).vote == v1::NO, rec.state == v1::BRANCH_ABORTED)
+        << BranchStateName(rec.state) << " vote " << v1::Vote_Name(rec.vote);
+  }
+}
+
 TEST(PrepareRuleTest, YesVoteRecordsPreparedWithWhatTheDecisionNeeds) {
   const BarrierRecord rec = RecordVote(PrepareResult::Yes(), "debit", "{}", 42);
   EXPECT_EQ(rec.state, v1::BRANCH_PREPARED);
@@ -119,6 +136,15 @@ TEST(DecisionRuleTest, RecordAfterADecisionKeepsTheVoteAndOpAndDropsThePayload) 
     EXPECT_EQ(rec.prepared_unix_ms, Prepared().prepared_unix_ms);
     EXPECT_TRUE(rec.payload.empty()) << "the payload is needed only while the decision is pending";
   }
+}
+
+TEST(DecisionRuleTest, RecordAfterAbortAnswersALaterPrepareNoAndRefusesACommit) {
+  const BarrierRecord aborted = RecordDecision(Prepared(), /*commit=*/false);
+  EXPECT_EQ(OnPrepare(aborted).vote, v1::NO);
+  EXPECT_EQ(OnCommit(kTarget, aborted).kind, DecisionRule::Kind::kRefuse);
+  const BarrierRecord committed = RecordDecision(Prepared(), /*commit=*/true);
+  EXPECT_EQ(OnPrepare(committed).vote, v1::YES);
+  EXPECT_EQ(OnAbort(kTarget, committed).kind, DecisionRule::Kind::kRefuse);
 }
 
 TEST(DecisionRuleTest, RepeatedCommitOrCommitOfAReadOnlyBranchIsAcknowledged) {

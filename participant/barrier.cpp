@@ -52,6 +52,10 @@ Status ValidateXid(std::string_view xid) {
   return Status::Ok();
 }
 
+bool XidFitsKey(std::string_view xid) {
+  return !xid.empty() && xid.find('\0') == std::string_view::npos;
+}
+
 std::string BarrierPrefix(std::string_view xid) {
   std::string key(xid);
   key.push_back('\0');
@@ -68,7 +72,7 @@ bool ParseBarrierKey(std::string_view key, std::string* xid, uint32_t* branch_id
   if (key.size() < 6 || key[key.size() - 5] != '\0') return false;
   xid->assign(key.substr(0, key.size() - 5));
   *branch_id = static_cast<uint32_t>(ReadBigEndian(key.substr(key.size() - 4), 4));
-  return ValidateXid(*xid).ok();
+  return XidFitsKey(*xid);
 }
 
 std::string EncodeBarrier(const BarrierRecord& record) {

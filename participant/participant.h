@@ -18,9 +18,12 @@
 //     (coordinator.QueryOutcome; an xid the coordinator does not know means ABORT).
 //
 // Barrier. For each branch (xid, branch_id) the library records one state:
-//   Prepare:  ABORTED before any vote -> NO "aborted before prepare" (the handler is not run: an
-//             abort that overtook its prepare must not leave a hanging reservation);
-//             already voted -> the recorded vote, handler not run again;
+//   Prepare:  ABORTED -> NO, whatever the branch once voted, without running the handler:
+//             aborted before any vote -> "aborted before prepare" (an abort that overtook its
+//             prepare must not leave a hanging reservation); voted NO -> the recorded reason;
+//             voted YES, then aborted -> "branch already aborted" (a coordinator that resumes
+//             the prepare after a failover must not commit a transaction that aborted here);
+//             PREPARED or COMMITTED -> YES; READ_ONLY -> READ_ONLY; the handler is not run again;
 //             otherwise the handler runs: YES -> its writes + PREPARED are written together;
 //             NO -> its writes are discarded, ABORTED recorded; READ_ONLY -> writes discarded,
 //             READ_ONLY recorded.

@@ -61,7 +61,7 @@ bool ParseStepKey(std::string_view key, std::string* xid, uint32_t* step, StepKi
   xid->assign(key.substr(0, key.size() - kKeySuffixBytes));
   *step = ReadU32(key.substr(key.size() - 5, 4));
   *kind = static_cast<StepKind>(k);
-  return ValidateXid(*xid).ok();
+  return XidFitsKey(*xid);
 }
 
 std::string EncodeStep(const StepRecord& record) {

@@ -1,5 +1,6 @@
 // Saga barrier records: what a participant recorded for the action and the compensation of each
-// saga step, kept in the "saga" column family. Private to participant/.
+// saga step, kept in the "saga" column family. Shared with tests/sim/ through barrier_rules.h, so
+// it includes no RocksDB.
 //
 // Key:   xid + '\0' + step (4 bytes, big-endian) + kind (1 byte: 1 action, 2 compensation), so
 //        every record of an xid shares the prefix xid + '\0' and sorts by (step, kind).

@@ -4,23 +4,12 @@
 
 #include <limits>
 
+#include "participant/barrier_rules.h"
 #include "participant/guarded.h"
 #include "treaty/v1/participant.pb.h"
 
 namespace treaty::participant {
 namespace {
-
-v1::Vote ToWire(Vote vote) {
-  switch (vote) {
-    case Vote::kYes:
-      return v1::YES;
-    case Vote::kNo:
-      return v1::NO;
-    case Vote::kReadOnly:
-      return v1::READ_ONLY;
-  }
-  return v1::VOTE_UNSPECIFIED;
-}
 
 std::string PrepareReply(v1::Vote vote, const std::string& reason) {
   v1::PrepareResponse response;
@@ -130,9 +119,9 @@ Result<std::string> Worker::Execute(const Request& r) {
     case Request::Kind::kPrepare:
       return Prepare(r);
     case Request::Kind::kCommit:
-      return Commit(r);
+      return Decision(r, /*commit=*/true);
     case Request::Kind::kAbort:
-      return Abort(r);
+      return Decision(r, /*commit=*/false);
     case Request::Kind::kAction:
       return Action(r);
     case Request::Kind::kCompensate:
@@ -155,16 +144,18 @@ Result<std::string> Worker::Prepare(const Request& r) {
   TREATY_RETURN_IF_ERROR(ValidateXid(r.xid));
   Result<std::optional<BarrierRecord>> existing = store_.ReadBarrier(r.xid, r.branch_id);
   if (!existing.ok()) return existing.status();
-  if (existing->has_value()) {
-    const BarrierRecord& rec = **existing;
-    if (rec.vote != v1::VOTE_UNSPECIFIED) {
+  const PrepareRule rule = OnPrepare(*existing);
+  switch (rule.kind) {
+    case PrepareRule::Kind::kRepeat:
       spdlog::debug("participant service={} xid={} branch={} repeated prepare, vote {}",
-                    options_.service, r.xid, r.branch_id, v1::Vote_Name(rec.vote));
-      return PrepareReply(rec.vote, rec.reason);
-    }
-    spdlog::info("participant service={} xid={} branch={} prepare after abort refused",
-                 options_.service, r.xid, r.branch_id);
-    return PrepareReply(v1::NO, "aborted before prepare");
+                    options_.service, r.xid, r.branch_id, v1::Vote_Name(rule.vote));
+      return PrepareReply(rule.vote, rule.reason);
+    case PrepareRule::Kind::kRefuseAborted:
+      spdlog::info("participant service={} xid={} branch={} prepare after abort refused",
+                   options_.service, r.xid, r.branch_id);
+      return PrepareReply(rule.vote, rule.reason);
+    case PrepareRule::Kind::kRunHandler:
+      break;
   }
   auto op = ops_.find(r.op);
   if (op == ops_.end()) {
@@ -181,18 +172,8 @@ Result<std::string> Worker::Prepare(const Request& r) {
                  r.xid, r.branch_id, result.status().ToString());
     return result.status();
   }
-  BarrierRecord rec;
-  rec.vote = ToWire(result->vote);
-  if (result->vote == Vote::kYes) {
-    rec.state = v1::BRANCH_PREPARED;
-    rec.prepared_unix_ms = options_.clock->UnixMs();
-    rec.op = r.op;
-    rec.payload = r.payload;
-  } else {
-    txn = store_.BeginTxn();  // a NO or READ_ONLY voter leaves no effects behind
-    rec.state = result->vote == Vote::kNo ? v1::BRANCH_ABORTED : v1::BRANCH_READ_ONLY;
-    rec.reason = result->reason;
-  }
+  const BarrierRecord rec = RecordVote(*result, r.op, r.payload, options_.clock->UnixMs());
+  if (rec.state != v1::BRANCH_PREPARED) txn = store_.BeginTxn();  // NO / READ_ONLY: no effects
   txn->PutBarrier(r.xid, r.branch_id, rec);
   Status written = Write(*txn);
   if (!written.ok()) {
@@ -206,68 +187,35 @@ Result<std::string> Worker::Prepare(const Request& r) {
   return PrepareReply(rec.vote, rec.reason);
 }
 
-Result<std::string> Worker::Commit(const Request& r) {
+Result<std::string> Worker::Decision(const Request& r, bool commit) {
   TREATY_RETURN_IF_ERROR(ValidateXid(r.xid));
   Result<std::optional<BarrierRecord>> existing = store_.ReadBarrier(r.xid, r.branch_id);
   if (!existing.ok()) return existing.status();
-  if (!existing->has_value()) {
-    spdlog::error(
-        "participant service={} xid={} branch={} protocol violation: commit of a branch "
-        "that was never prepared here",
-        options_.service, r.xid, r.branch_id);
-    return Status::FailedPrecondition("xid=" + r.xid + " branch=" + std::to_string(r.branch_id) +
-                                      " was never prepared at " + options_.service);
-  }
-  const BarrierRecord& rec = **existing;
-  switch (rec.state) {
-    case v1::BRANCH_PREPARED:
-      return Decide(r, rec, /*commit=*/true);
-    case v1::BRANCH_COMMITTED:
-    case v1::BRANCH_READ_ONLY:
+  const BarrierTarget target{options_.service, r.xid, r.branch_id};
+  const DecisionRule rule = commit ? OnCommit(target, *existing) : OnAbort(target, *existing);
+  switch (rule.kind) {
+    case DecisionRule::Kind::kAcknowledge:
       return DecisionReply();
-    default:
-      spdlog::error(
-          "participant service={} xid={} branch={} protocol violation: commit of an "
-          "aborted branch",
-          options_.service, r.xid, r.branch_id);
-      return Status::FailedPrecondition("xid=" + r.xid + " branch=" + std::to_string(r.branch_id) +
-                                        " is aborted at " + options_.service + "; commit refused");
+    case DecisionRule::Kind::kRunHandler:
+      return Decide(r, **existing, rule.record, commit);
+    case DecisionRule::Kind::kRecordNullAbort: {
+      std::unique_ptr<StoreTxn> txn = store_.BeginTxn();
+      txn->PutBarrier(r.xid, r.branch_id, rule.record);
+      TREATY_RETURN_IF_ERROR(Write(*txn));
+      spdlog::info("participant service={} xid={} branch={} abort before prepare recorded",
+                   options_.service, r.xid, r.branch_id);
+      return DecisionReply();
+    }
+    case DecisionRule::Kind::kRefuse:
+      spdlog::error("participant service={} xid={} branch={} protocol violation: {}",
+                    options_.service, r.xid, r.branch_id, rule.violation);
+      return rule.refusal;
   }
+  return Status::Internal("unknown decision rule");
 }
 
-Result<std::string> Worker::Abort(const Request& r) {
-  TREATY_RETURN_IF_ERROR(ValidateXid(r.xid));
-  Result<std::optional<BarrierRecord>> existing = store_.ReadBarrier(r.xid, r.branch_id);
-  if (!existing.ok()) return existing.status();
-  if (!existing->has_value()) {
-    // Null abort: record it so a prepare arriving later is refused instead of hanging.
-    BarrierRecord rec;
-    rec.state = v1::BRANCH_ABORTED;
-    std::unique_ptr<StoreTxn> txn = store_.BeginTxn();
-    txn->PutBarrier(r.xid, r.branch_id, rec);
-    TREATY_RETURN_IF_ERROR(Write(*txn));
-    spdlog::info("participant service={} xid={} branch={} abort before prepare recorded",
-                 options_.service, r.xid, r.branch_id);
-    return DecisionReply();
-  }
-  const BarrierRecord& rec = **existing;
-  switch (rec.state) {
-    case v1::BRANCH_PREPARED:
-      return Decide(r, rec, /*commit=*/false);
-    case v1::BRANCH_ABORTED:
-    case v1::BRANCH_READ_ONLY:
-      return DecisionReply();
-    default:
-      spdlog::error(
-          "participant service={} xid={} branch={} protocol violation: abort of a "
-          "committed branch",
-          options_.service, r.xid, r.branch_id);
-      return Status::FailedPrecondition("xid=" + r.xid + " branch=" + std::to_string(r.branch_id) +
-                                        " is committed at " + options_.service + "; abort refused");
-  }
-}
-
-Result<std::string> Worker::Decide(const Request& r, const BarrierRecord& prepared, bool commit) {
+Result<std::string> Worker::Decide(const Request& r, const BarrierRecord& prepared,
+                                   const BarrierRecord& decided, bool commit) {
   const char* what = commit ? "commit" : "abort";
   auto op = ops_.find(prepared.op);
   if (op == ops_.end()) {
@@ -291,10 +239,7 @@ Result<std::string> Worker::Decide(const Request& r, const BarrierRecord& prepar
       return s;
     }
   }
-  BarrierRecord rec = prepared;
-  rec.state = commit ? v1::BRANCH_COMMITTED : v1::BRANCH_ABORTED;
-  rec.payload.clear();  // only needed while the decision is pending
-  txn->PutBarrier(r.xid, r.branch_id, rec);
+  txn->PutBarrier(r.xid, r.branch_id, decided);
   Status written = Write(*txn);
   if (!written.ok()) {
     spdlog::error("participant service={} xid={} branch={} {} write failed: {}", options_.service,

@@ -1,6 +1,6 @@
 // The participant's single worker thread: executes every handler, applies the barrier rules
-// (participant.h) and group-commits (one WAL sync per round, responses after the sync).
-// Private to participant/.
+// (barrier_rules.h) to the store and group-commits (one WAL sync per round, responses after the
+// sync). Private to participant/.
 #pragma once
 
 #include <atomic>
@@ -91,17 +91,18 @@ class Worker {
   void Run();
   Result<std::string> Execute(const Request& r);
   Result<std::string> Prepare(const Request& r);
-  Result<std::string> Commit(const Request& r);
-  Result<std::string> Abort(const Request& r);
-  // Runs the commit or abort handler of a PREPARED branch and records the outcome.
-  Result<std::string> Decide(const Request& r, const BarrierRecord& prepared, bool commit);
+  // participant.Commit (commit) or participant.Abort.
+  Result<std::string> Decision(const Request& r, bool commit);
+  // Runs the commit or abort handler of the PREPARED branch `prepared` and writes `decided`
+  // (barrier_rules.h: RecordDecision) with its writes.
+  Result<std::string> Decide(const Request& r, const BarrierRecord& prepared,
+                             const BarrierRecord& decided, bool commit);
   // Saga steps (worker_saga.cpp).
   Result<std::string> Action(const Request& r);
   Result<std::string> Compensate(const Request& r);
-  // Runs the compensation handler of the DONE action `action` (its record), unless it does not
-  // belong to this compensation.
-  Status Undo(const Request& r, const SagaStepHandlers& step, const StepRecord& action,
-              StoreTxn& txn);
+  // Runs step's compensation handler into txn (the barrier rules have checked that the step's
+  // action is DONE and is step's action).
+  Status Undo(const Request& r, const SagaStepHandlers& step, StoreTxn& txn);
   Result<std::string> Inspect(const Request& r);
   Result<std::string> Query(const Request& r);
   // Writes txn (not synced) and marks the round as needing a sync.

@@ -56,9 +56,20 @@ TEST(BarrierKeyTest, KeyParsesBackAndSharesTheXidPrefix) {
 
 TEST(BarrierKeyTest, XidValidationRejectsEmptyLongAndNul) {
   EXPECT_TRUE(ValidateXid("tx-abc").ok());
+  EXPECT_TRUE(ValidateXid(std::string(kMaxXidBytes, 'x')).ok());
   EXPECT_EQ(ValidateXid("").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidateXid(std::string(kMaxXidBytes + 1, 'x')).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidateXid(std::string("a\0b", 3)).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(BarrierKeyTest, KeyWithAnXidLongerThanTheRequestLimitStillParses) {
+  const std::string long_xid(kMaxXidBytes + 72, 'x');
+  std::string xid;
+  uint32_t branch = 0;
+  ASSERT_TRUE(ParseBarrierKey(BarrierKey(long_xid, 7), &xid, &branch))
+      << "records stored while a participant accepted 256-byte xids must stay readable";
+  EXPECT_EQ(xid, long_xid);
+  EXPECT_EQ(branch, 7u);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <future>
 #include <vector>
 
+#include "common/limits.h"
 #include "tests/unit/participant/participant_test_util.h"
 #include "tests/unit/participant/test_service.h"
 
@@ -92,6 +93,25 @@ TEST_F(ParticipantTest, CommitOfAbortedOrUnknownBranchIsRefused) {
   EXPECT_EQ(calls().commit.load(), 0);
 }
 
+// A coordinator that resumes an aborted transaction's prepare (a new leader after a failover)
+// must learn that this branch is gone, or it would commit a transaction that already aborted here.
+TEST_F(ParticipantTest, RepeatedPrepareOfAnAbortedBranchVotesNoAndItsCommitIsRefused) {
+  ASSERT_EQ(client().Prepare("tx-1", 0, "put", "a")->vote(), v1::YES);
+  ASSERT_TRUE(client().Abort("tx-1", 0).ok());
+  Result<v1::PrepareResponse> again = client().Prepare("tx-1", 0, "put", "a");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->vote(), v1::NO)
+      << "a branch that voted YES and then aborted must not vote YES again";
+  EXPECT_EQ(again->reason(), "branch already aborted");
+  EXPECT_EQ(client().State("tx-1", 0), v1::BRANCH_ABORTED);
+  EXPECT_EQ(client().Commit("tx-1", 0).code(), StatusCode::kFailedPrecondition)
+      << "a commit of the aborted branch must be refused";
+  EXPECT_EQ(calls().prepare.load(), 1) << "the repeated prepare must not run the handler";
+  EXPECT_EQ(calls().commit.load(), 0);
+  EXPECT_EQ(svc_->Get("committed/a"), "<none>") << "nothing of the branch may be committed";
+  EXPECT_EQ(client().State("tx-1", 0), v1::BRANCH_ABORTED);
+}
+
 TEST_F(ParticipantTest, AbortOfPreparedBranchRunsAbortHandlerOnce) {
   ASSERT_EQ(client().Prepare("tx-1", 0, "put", "a")->vote(), v1::YES);
   ASSERT_TRUE(client().Abort("tx-1", 0).ok());
@@ -148,6 +168,9 @@ TEST_F(ParticipantTest, ThrowingOrFailingHandlerReturnsErrorAndRecordsNothing) {
 TEST_F(ParticipantTest, InvalidXidIsRefused) {
   EXPECT_EQ(client().Prepare("", 0, "put").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(client().Abort(std::string("a\0b", 3), 0).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(client().Prepare(std::string(kMaxXidBytes + 1, 'x'), 0, "put").status().code(),
+            StatusCode::kInvalidArgument)
+      << "a participant accepts no xid the coordinator would refuse";
 }
 
 TEST_F(ParticipantTest, InspectListsEveryBranchOfTheXidOnly) {

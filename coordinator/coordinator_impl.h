@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/limits.h"
 #include "common/random.h"
 #include "coordinator/admin_http.h"
 #include "coordinator/asio_ports.h"
@@ -31,9 +32,6 @@
 #include "treaty/v1/coordinator.pb.h"
 
 namespace treaty::coordinator {
-
-// Longest client-chosen xid; xids are keys in the log and appear in every log line.
-inline constexpr size_t kMaxXidBytes = 128;
 
 struct Coordinator::Impl {
   CoordinatorOptions options;

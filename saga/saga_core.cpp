@@ -141,7 +141,7 @@ void SagaCore::QueueStep(Saga& saga, uint32_t step, v1::StepState state) {
   v1::StepChanged* changed = event.mutable_step_changed();
   changed->set_step(step);
   changed->set_state(state);
-  changed->set_attempts(s.attempts);
+  changed->set_attempts(s.attempts - s.budget_base);
   changed->set_error(s.last_error);
   Queue(saga, std::move(event));
 }
@@ -258,7 +258,7 @@ void SagaCore::QueueForward(Saga& saga) {
                     [&](uint32_t d) { return saga.steps[d].state == v1::STEP_SUCCEEDED; });
     if (!ready) continue;
     s.state = v1::STEP_RUNNING;
-    s.attempts = 0;
+    s.attempts = s.budget_base = 0;
     QueueStep(saga, i, v1::STEP_RUNNING);
   }
   const bool all_succeeded = std::all_of(saga.steps.begin(), saga.steps.end(), [](const Step& s) {
@@ -371,6 +371,34 @@ v1::Transaction TransactionFromSagaRecord(const v1::TxnRecord& rec) {
   return view;
 }
 
+Status SagaCore::CheckInvariants() const {
+  for (const auto& [xid, saga] : sagas_) {
+    auto broken = [&](const std::string& what) {
+      return Status::Internal("xid=" + xid + " (" + v1::SagaState_Name(saga.state) + "): " + what);
+    };
+    for (size_t i = 0; i < saga.steps.size(); ++i) {
+      const Step& s = saga.steps[i];
+      const std::string step = "step " + std::to_string(i);
+      if (s.in_flight && s.retry_timer != 0)
+        return broken(step + " is in flight and waiting to retry");
+      if (saga.state == v1::SAGA_RUNNING &&
+          (s.state == v1::STEP_COMPENSATING || s.state == v1::STEP_COMPENSATED)) {
+        return broken(step + " is " + v1::StepState_Name(s.state) + " while the saga runs forward");
+      }
+      if (saga.state == v1::SAGA_COMPLETED && s.state != v1::STEP_SUCCEEDED) {
+        return broken(step + " is " + v1::StepState_Name(s.state) + " in a COMPLETED saga");
+      }
+      if (saga.state == v1::SAGA_COMPENSATED && NeedsCompensation(s.state)) {
+        return broken(step + " is " + v1::StepState_Name(s.state) + " in a COMPENSATED saga");
+      }
+      if (s.state == v1::STEP_COMPENSATED && s.in_flight) {
+        return broken(step + " is COMPENSATED with a call in flight");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 std::optional<v1::Transaction> SagaCore::Get(const std::string& xid) const {
   auto it = sagas_.find(xid);
   if (it == sagas_.end()) return std::nullopt;
@@ -384,7 +412,8 @@ std::optional<v1::Transaction> SagaCore::Get(const std::string& xid) const {
   view.set_updated_unix_ms(saga.updated_unix_ms);
   for (size_t i = 0; i < saga.steps.size(); ++i) {
     const Step& s = saga.steps[i];
-    AddStep(saga.definition.steps(static_cast<int>(i)), s.state, s.attempts, s.last_error, &view);
+    AddStep(saga.definition.steps(static_cast<int>(i)), s.state, s.attempts - s.budget_base,
+            s.last_error, &view);
   }
   return view;
 }

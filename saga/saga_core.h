@@ -220,6 +220,10 @@ class SagaCore {
   bool Holds(const std::string& xid) const { return sagas_.count(xid) != 0; }
   size_t active() const;
 
+  // OK, or the first broken invariant of a held saga (a bug). The simulation checks it after
+  // every event.
+  Status CheckInvariants() const;
+
  private:
   struct Step {
     // Latest known, including events not yet durable. COMPENSATING is set when the first
@@ -227,6 +231,10 @@ class SagaCore {
     v1::StepState state = v1::STEP_PENDING;
     v1::StepState durable = v1::STEP_PENDING;  // as far as the log has confirmed
     uint32_t attempts = 0;                     // calls made in the current phase
+    // attempts when an operator's retry gave the step a fresh budget: the budget counts the calls
+    // since (attempts - budget_base). attempts itself never goes back while a call may be in
+    // flight, so a late failure of an earlier call is always recognised as stale.
+    uint32_t budget_base = 0;
     std::string last_error;
     bool in_flight = false;    // a call of the current phase is outstanding
     uint64_t retry_timer = 0;  // pending retry timer id, 0 if none

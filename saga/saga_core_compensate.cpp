@@ -42,7 +42,7 @@ void SagaCore::SendCalls(Saga& saga, Effects& out) {
       }
       if (s.state != v1::STEP_COMPENSATING) {
         s.state = v1::STEP_COMPENSATING;  // in memory only; its outcome is what gets logged
-        s.attempts = 0;
+        s.attempts = s.budget_base = 0;
       }
       SendCall(saga, i, Phase::kCompensate, out);
     }
@@ -159,14 +159,15 @@ void SagaCore::OnCompensationFailed(Saga& saga, uint32_t step, const std::string
   Step& s = saga.steps[step];
   s.last_error = error;
   if (saga.state != v1::SAGA_COMPENSATING) return;  // STUCK: no more calls until resolved
-  if (s.attempts < MaxCompensationAttempts(saga.definition)) {
+  const uint32_t used = s.attempts - s.budget_base;
+  if (used < MaxCompensationAttempts(saga.definition)) {
     RetryLater(saga, step, out);
     return;
   }
   saga.state = v1::SAGA_STUCK;
   saga.reason = "compensation of " +
                 Describe(saga.definition.steps(static_cast<int>(step)), Phase::kCompensate) +
-                " failed " + std::to_string(s.attempts) + " times, last: " + error +
+                " failed " + std::to_string(used) + " times, last: " + error +
                 "; resolve with `treaty tx resolve " + saga.xid + "`";
   CancelAllRetries(saga);
   QueueStep(saga, step, v1::STEP_COMPENSATING);
@@ -204,7 +205,7 @@ void SagaCore::RetryLater(Saga& saga, uint32_t step, Effects& out) {
   const resilience::RetryPolicy policy =
       BackoffPolicy(saga.definition.steps(static_cast<int>(step)));
   s.retry_timer = ArmTimer(saga, {TimerKind::kRetryCall, step},
-                           resilience::BackoffMs(policy, s.attempts, random_), out);
+                           resilience::BackoffMs(policy, s.attempts - s.budget_base, random_), out);
 }
 
 uint64_t SagaCore::ArmTimer(Saga& saga, TimerPurpose purpose, int64_t delay_ms, Effects& out) {
@@ -226,7 +227,7 @@ void SagaCore::CancelAllRetries(Saga& saga) {
 
 void SagaCore::ResetCompensationBudgets(Saga& saga) {
   for (Step& s : saga.steps) {
-    if (s.state == v1::STEP_COMPENSATING) s.attempts = 0;
+    if (s.state == v1::STEP_COMPENSATING) s.budget_base = s.attempts;
   }
 }
 

@@ -483,6 +483,46 @@ Effects TwoPcCore::Recover(const std::vector<v1::TxnRecord>& active) {
 
 // ---- Queries ----
 
+Status TwoPcCore::CheckInvariants() const {
+  // Where a prepare can be resumed by another coordinator, an ABORT counts only once durable.
+  const bool early_abort = !options_.resume_prepare_on_recovery;
+  for (const auto& [xid, tx] : txs_) {
+    auto broken = [&](const std::string& what) {
+      return Status::Internal("xid=" + xid + " (" + v1::TxState_Name(tx.state) + "): " + what);
+    };
+    const bool decided = tx.decision != v1::DECISION_UNSPECIFIED;
+    if (tx.decision_durable && !decided) return broken("a durable decision that is not set");
+    if (tx.state == v1::COMMITTING && !(tx.decision == v1::COMMIT && tx.decision_durable)) {
+      return broken("COMMITTING without a durable COMMIT");
+    }
+    if (tx.state == v1::ABORTING &&
+        !(tx.decision == v1::ABORT && (tx.decision_durable || early_abort))) {
+      return broken("ABORTING before its ABORT is durable");
+    }
+    if (tx.state == v1::PREPARING && tx.decision_durable) {
+      return broken("PREPARING with a durable decision");
+    }
+    if (tx.ending && !tx.decision_durable) return broken("ending before the decision is durable");
+    const bool deliverable = tx.decision_durable || (tx.decision == v1::ABORT && early_abort);
+    for (size_t b = 0; b < tx.branch_states.size(); ++b) {
+      const BranchState& bs = tx.branch_states[b];
+      const std::string branch = "branch " + std::to_string(b);
+      if (bs.needs_decision && !deliverable) {
+        return broken(branch + " is being sent " + v1::Decision_Name(tx.decision) +
+                      " before it may be");
+      }
+      if (bs.acked && !deliverable) return broken(branch + " acknowledged a decision not yet sent");
+      if (tx.decision == v1::COMMIT && bs.vote == v1::NO)
+        return broken(branch + " voted NO, yet COMMIT");
+    }
+    for (const Waiter& w : tx.waiters) {
+      if (!w.wait && tx.begin_durable)
+        return broken("a client not answered after BEGIN was durable");
+    }
+  }
+  return Status::Ok();
+}
+
 Reply ReplyForLogged(const Submit& in, const v1::TxnRecord& rec) {
   if (rec.mode() == "saga") {
     return {in.client, in.xid, Status::AlreadyExists("xid " + in.xid + " is used by a saga"),

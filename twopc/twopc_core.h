@@ -213,6 +213,11 @@ class TwoPcCore {
   std::optional<v1::Outcome> OutcomeOf(const std::string& xid) const;
   size_t active() const;
 
+  // OK, or the first broken invariant of a held transaction (a bug): the rule of the header's
+  // top for when a decision may be delivered, reported and ended. The simulation checks it after
+  // every event.
+  Status CheckInvariants() const;
+
  private:
   // Progress of one branch.
   struct BranchState {

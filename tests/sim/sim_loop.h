@@ -1,4 +1,4 @@
-// The deterministic event loop both simulated worlds (2PC and sagas) run on: a simulated clock and
+// The deterministic event loop of the simulated world: a simulated clock and
 // a queue of timed callbacks run in (time, insertion) order, with a hash of the order they ran in
 // (two runs of one seed must produce the same hash).
 #pragma once
@@ -24,17 +24,19 @@ class SimLoop {
   void At(int64_t at_ms, std::function<void()> fn) {
     queue_.push({std::max(at_ms, Now()), next_seq_++, std::move(fn)});
   }
-  // Runs events, advancing the clock to each, until none is left or *events reached max_events.
-  // Counts them in *events. Returns true when the queue ran empty (quiescence).
-  bool Run(uint64_t max_events, uint64_t* events) {
+  // Runs events, advancing the clock to each, until none is left or *events reached max_events,
+  // calling after_each (if set) after every event. Counts them in *events. Returns true when the
+  // queue ran empty (quiescence).
+  bool Run(uint64_t max_events, uint64_t* events, const std::function<void()>& after_each = {}) {
     while (!queue_.empty() && *events < max_events) {
-      Event ev = queue_.top();
+      Event ev = std::move(const_cast<Event&>(queue_.top()));
       queue_.pop();
       clock_.SetMs(ev.at_ms);
       ++*events;
       Mix(static_cast<uint64_t>(ev.at_ms));
       Mix(ev.seq);
       ev.fn();
+      if (after_each) after_each();
     }
     return queue_.empty();
   }

@@ -255,10 +255,27 @@ TEST_F(SagaStuckTest, ResolveRetryGivesAFreshBudgetAndCompensationContinues) {
   EXPECT_EQ(resumed.replies[0].client, 77u);
   EXPECT_TRUE(resumed.replies[0].status.ok());
   ASSERT_EQ(Called(resumed, Phase::kCompensate), (std::vector<uint32_t>{0}));
-  EXPECT_EQ(resumed.calls[0].attempt, 1u) << "the attempt budget starts over";
+  EXPECT_EQ(core_.Get("s1")->steps(0).attempts(), 1u) << "the attempt budget starts over";
+  EXPECT_EQ(resumed.calls[0].attempt, 2u)
+      << "call numbers go on, so a late failure of an earlier call is recognised as stale";
   Effects end = ReplyDurably("s1", 0, Phase::kCompensate);
   ASSERT_EQ(end.finished.size(), 1u);
   EXPECT_EQ(end.finished[0].state, v1::SAGA_COMPENSATED);
+}
+
+// Found by the simulation: a compensation still in flight when the saga went STUCK, failing
+// after an operator's retry, was taken for a stale attempt and never followed up: the saga stayed
+// COMPENSATING forever.
+TEST_F(SagaResolveTest, ACompensationInFlightAcrossAnOperatorsRetryIsFollowedUp) {
+  const v1::SagaDefinition def = Def({"a", "b"}, /*max_compensation_attempts=*/1);
+  Started("s1", def);
+  ReplyDurably("s1", 1, Phase::kAction, v1::STEP_REFUSED, "no");  // both compensations go out
+  Durable("s1", Fail("s1", 0, Phase::kCompensate, Status::Unavailable("db down"), 1));
+  ASSERT_EQ(core_.Get("s1")->saga_state(), v1::SAGA_STUCK) << "b's compensation is in flight";
+  Durable("s1", core_.Handle(Resolve{"s1", ResolveAction::kRetry, 0, "ops", "", 77}));
+  Effects late = Fail("s1", 1, Phase::kCompensate, Status::Unavailable("timeout"), 1);
+  EXPECT_EQ(late.timers.size(), 1u) << "the failed compensation of b must be retried";
+  EXPECT_EQ(core_.Get("s1")->steps(1).last_error(), "UNAVAILABLE: timeout");
 }
 
 TEST_F(SagaStuckTest, MarkCompensatedRecordsTheStepAndFinishesTheSaga) {

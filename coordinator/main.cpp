@@ -58,7 +58,7 @@ int RunCluster(CoordinatorOptions options, treaty::log::ClusterOptions cluster,
   options.log = log.get();
   // A transaction left PREPARING by a previous leader is prepared again, not presumed aborted:
   // a failover is latency for the client, not a rollback (twopc_core.h).
-  options.core.resume_prepare_on_recovery = true;
+  options.core.recovery = treaty::twopc::Recovery::kResumePrepare;
   // Losing the leadership is not fatal (the loop starts a follower); a local write failure is.
   auto on_fatal = options.on_fatal;
   options.on_fatal = [on_fatal, raw = log.get()](const Status& s) {

@@ -10,13 +10,6 @@
 #include "treaty/v1/saga.pb.h"
 
 namespace treaty::driver {
-namespace {
-
-// How long a compensation waits before it looks again at an instance whose breaker is open.
-constexpr int64_t kBreakerWaitMs = 200;
-
-}  // namespace
-
 SagaDriver::SagaDriver(saga::SagaCoreOptions options, Ports ports, Hooks hooks)
     : ports_(ports), hooks_(std::move(hooks)), core_(options, *ports.clock, *ports.random) {}
 
@@ -83,16 +76,6 @@ void SagaDriver::Call(saga::CallStep c) {
       return;
     }
     c.instance = *picked;
-  }
-  if (c.phase == saga::Phase::kCompensate && !ports_.caller->Usable(c.instance)) {
-    // The instance's breaker is open: a compensation sent now would be refused without reaching
-    // the participant, yet count against the step's compensation budget (a saga could go STUCK
-    // within one breaker reset). Hold it until the breaker lets calls through; the core keeps
-    // waiting for this call as it would for a slow one.
-    ports_.timers->After(kBreakerWaitMs, [this, c = std::move(c)]() mutable {
-      if (!stopped_) Call(std::move(c));
-    });
-    return;
   }
   v1::StepRequest req;
   req.set_xid(c.xid);

@@ -28,10 +28,13 @@
 //   steps in parallel). An action still in flight when the saga turns around is not waited for:
 //   its step is compensated at once and the late reply is ignored; the barrier either undoes the
 //   action or, if the compensation arrived first, records a null compensation and refuses the late
-//   action. Compensations retry with capped backoff; after max_compensation_attempts (default 10)
-//   calls for one step -> Append [StepChanged COMPENSATING (attempts, error), SagaChanged STUCK]:
-//   the saga stays held and visible and makes no more calls until resolved. When every step that
-//   needed it is COMPENSATED -> SagaChanged COMPENSATED.
+//   action. A compensation refused by an open circuit breaker (CallFailed::breaker_open: never
+//   sent) is held here, not in the shell, and tried again after breaker_wait_ms without spending
+//   its budget; an operator's mark-compensated cancels it. Compensations retry with capped backoff;
+//   after max_compensation_attempts (default 10) calls for one step -> Append [StepChanged
+//   COMPENSATING (attempts, error), SagaChanged STUCK]: the saga stays held and visible and makes
+//   no more calls until resolved. When every step that needed it is COMPENSATED -> SagaChanged
+//   COMPENSATED.
 //
 //   Waiting clients are answered with the final state (COMPLETED, COMPENSATED, or STUCK) once it is
 //   durable; the others once SagaBegun is durable (RUNNING). A failed append (other than the first)
@@ -66,6 +69,10 @@ inline constexpr char kSagaMode[] = "saga";
 struct SagaCoreOptions {
   // Backoff before retrying a failed log append, milliseconds. Default 100.
   int64_t log_retry_ms = 100;
+  // How long a compensation refused by an open circuit breaker (never sent) waits before it is
+  // tried again, milliseconds. Such a refusal does not count against the step's compensation
+  // budget. Default 200.
+  int64_t breaker_wait_ms = 200;
 };
 
 enum class Phase { kAction, kCompensate };
@@ -117,7 +124,9 @@ struct LogDone {
 
 // An operator's `treaty tx resolve`.
 //   kRetry: a STUCK (or COMPENSATING) saga gets a fresh compensation budget for every step.
-//   kMarkCompensated: `step` is recorded COMPENSATED (done by hand); compensation continues.
+//   kMarkCompensated: `step` is recorded COMPENSATED (done by hand); compensation continues. A
+//   held compensation of the step (open breaker) is cancelled; refused (FAILED_PRECONDITION)
+//   while the step's compensation call is in flight, which could still undo it a second time.
 //   kAbort: a RUNNING saga turns around and compensates now.
 struct Resolve {
   std::string xid;

@@ -132,7 +132,17 @@ Effects SagaCore::Handle(const CallFailed& in) {
   } else {
     if (s.state != v1::STEP_COMPENSATING) return out;
     s.in_flight = false;
-    OnCompensationFailed(saga, in.step, in.status.ToString(), out);
+    if (in.breaker_open) {
+      // Never sent: hold it until the breaker may let it through, without spending the budget.
+      ++s.budget_base;
+      s.last_error = in.status.ToString();
+      if (saga.state == v1::SAGA_COMPENSATING && s.retry_timer == 0) {
+        s.retry_timer =
+            ArmTimer(saga, {TimerKind::kRetryCall, in.step}, options_.breaker_wait_ms, out);
+      }
+    } else {
+      OnCompensationFailed(saga, in.step, in.status.ToString(), out);
+    }
   }
   Touch(saga);
   Advance(saga, out);
@@ -299,6 +309,12 @@ Effects SagaCore::Handle(const Resolve& in) {
             prefix + "is RUNNING: abort it before marking a step compensated"));
       }
       Step& s = saga.steps[in.step];
+      if (s.in_flight && s.state == v1::STEP_COMPENSATING) {
+        return refuse(Status::FailedPrecondition(
+            prefix + "step " + saga.definition.steps(static_cast<int>(in.step)).id() +
+            ": a compensation call is in flight and may still undo it; ask again when it has "
+            "finished (`treaty tx get` shows its attempts)"));
+      }
       if (!NeedsCompensation(s.state) && s.state != v1::STEP_COMPENSATED) {
         return refuse(Status::FailedPrecondition(
             prefix + "step " + saga.definition.steps(static_cast<int>(in.step)).id() + " is " +

@@ -44,10 +44,14 @@ void TwoPcCore::Forget(const std::string& xid) { txs_.erase(xid); }
 
 void TwoPcCore::Touch(Tx& tx) { tx.updated_unix_ms = clock_.UnixMs(); }
 
-Phase TwoPcCore::CallPhase(const Tx& tx) {
-  if (tx.decision == v1::ABORT) return Phase::kAbort;
-  if (tx.decision == v1::COMMIT && tx.decision_durable) return Phase::kCommit;
-  return Phase::kPrepare;
+bool TwoPcCore::Deliverable(const Tx& tx) const {
+  return tx.decision_durable ||
+         (tx.decision == v1::ABORT && options_.recovery == Recovery::kPresumeAbort);
+}
+
+Phase TwoPcCore::CallPhase(const Tx& tx) const {
+  if (!Deliverable(tx)) return Phase::kPrepare;
+  return tx.decision == v1::COMMIT ? Phase::kCommit : Phase::kAbort;
 }
 
 // ---- Submit ----
@@ -242,14 +246,16 @@ void TwoPcCore::Decide(Tx& tx, v1::Decision decision, std::string reason, Effect
   tx.appending = LogStep::kDecision;
   out.appends.push_back({LogStep::kDecision, event});
   Touch(tx);
+  // Delivered (and replied) once durable (OnDecisionDurable), or at once if deliverable now: an
+  // ABORT under presumed abort (the rule at the top of twopc_core.h).
+  if (Deliverable(tx)) StartDelivery(tx, out);
+}
 
-  if (decision == v1::ABORT) {
-    // Presumed abort: an ABORT need not be durable before it is delivered.
-    tx.state = v1::ABORTING;
-    DeliverDecision(tx, out);
-    ReplyWaiters(tx, out);
-  }
-  // A COMMIT is delivered (and replied) only once it is durable: see OnDecisionDurable.
+void TwoPcCore::StartDelivery(Tx& tx, Effects& out) {
+  tx.state = tx.decision == v1::COMMIT ? v1::COMMITTING : v1::ABORTING;
+  Touch(tx);
+  DeliverDecision(tx, out);
+  ReplyWaiters(tx, out);
 }
 
 void TwoPcCore::DeliverDecision(Tx& tx, Effects& out) {
@@ -268,12 +274,7 @@ void TwoPcCore::DeliverDecision(Tx& tx, Effects& out) {
 
 void TwoPcCore::OnDecisionDurable(Tx& tx, Effects& out) {
   tx.decision_durable = true;
-  if (tx.decision == v1::COMMIT) {
-    tx.state = v1::COMMITTING;
-    Touch(tx);
-    DeliverDecision(tx, out);
-    ReplyWaiters(tx, out);
-  }
+  if (tx.state == v1::PREPARING) StartDelivery(tx, out);  // not delivered before it was durable
   MaybeEnd(tx, out);
 }
 
@@ -456,19 +457,13 @@ Effects TwoPcCore::Recover(const std::vector<v1::TxnRecord>& active) {
     tx.created_unix_ms = rec.created_unix_ms();
     tx.updated_unix_ms = clock_.UnixMs();
 
-    const int64_t budget_left_ms =
-        rec.created_unix_ms() + int64_t{tx.prepare_timeout_ms} - clock_.UnixMs();
-    if (rec.state() == v1::PREPARING && options_.resume_prepare_on_recovery && budget_left_ms > 0) {
-      // A new leader takes over: ask every branch again (a prepared one repeats its vote).
-      tx.prepare_timeout_ms = static_cast<uint32_t>(budget_left_ms);
+    if (rec.state() == v1::PREPARING && options_.recovery == Recovery::kResumePrepare) {
+      // A new leader takes over: ask every branch again (a prepared one repeats its vote, an
+      // aborted one votes NO) with a full budget on this node's clock.
       StartPrepare(tx, out);
     } else if (rec.state() == v1::PREPARING) {
-      // Presumed abort: no decision was durable, so none can have been delivered.
-      Decide(tx, v1::ABORT,
-             options_.resume_prepare_on_recovery
-                 ? "prepare deadline passed before a coordinator could resume it"
-                 : "coordinator restarted before a decision",
-             out);
+      // Presumed abort: no decision was durable, and this node is the only one that decides.
+      Decide(tx, v1::ABORT, "coordinator restarted before a decision", out);
     } else {
       // The decision is durable; deliver it again (participants apply it idempotently).
       tx.decision = rec.state() == v1::COMMITTING ? v1::COMMIT : v1::ABORT;
@@ -485,7 +480,7 @@ Effects TwoPcCore::Recover(const std::vector<v1::TxnRecord>& active) {
 
 Status TwoPcCore::CheckInvariants() const {
   // Where a prepare can be resumed by another coordinator, an ABORT counts only once durable.
-  const bool early_abort = !options_.resume_prepare_on_recovery;
+  const bool early_abort = options_.recovery == Recovery::kPresumeAbort;
   for (const auto& [xid, tx] : txs_) {
     auto broken = [&](const std::string& what) {
       return Status::Internal("xid=" + xid + " (" + v1::TxState_Name(tx.state) + "): " + what);
@@ -579,9 +574,8 @@ std::optional<v1::Outcome> TwoPcCore::OutcomeOf(const std::string& xid) const {
   auto it = txs_.find(xid);
   if (it == txs_.end()) return std::nullopt;
   const Tx& tx = it->second;
-  if (tx.decision == v1::ABORT) return v1::OUTCOME_ABORT;
-  if (tx.decision == v1::COMMIT && tx.decision_durable) return v1::OUTCOME_COMMIT;
-  return v1::OUTCOME_PENDING;
+  if (!Deliverable(tx)) return v1::OUTCOME_PENDING;
+  return tx.decision == v1::COMMIT ? v1::OUTCOME_COMMIT : v1::OUTCOME_ABORT;
 }
 
 }  // namespace treaty::twopc

@@ -8,10 +8,24 @@
 // Protocol, per transaction:
 //   Submit -> Append BEGIN -> (BEGIN durable) -> PREPARE to every branch in parallel
 //   all YES/READ_ONLY -> Append COMMIT -> (durable) -> COMMIT to YES branches -> all acked -> END
-//   any NO / definitive prepare error / prepare deadline -> Append ABORT, ABORT to every branch
-//   that may have prepared (no vote yet or YES) -> all acked -> END
+//   any NO / definitive prepare error (an open breaker too) / prepare deadline -> Append ABORT
+//   -> ABORT to every branch that may have prepared (no vote yet or YES) -> all acked -> END
 // Commit/abort delivery is retried with capped, jittered backoff until acknowledged; it never gives
 // up. Prepare calls that fail transiently are retried until the prepare deadline.
+//
+// The rule for ABORT (CoreOptions::recovery), the contract this core keeps:
+//   A decision is delivered to participants, replied to clients and reported (OutcomeOf, Get) only
+//   once it is durable -- with one exception: under Recovery::kPresumeAbort an ABORT may be
+//   delivered, replied and reported as soon as it is decided. That is safe only where no other
+//   coordinator can ever resume this transaction's prepare: a single node, whose restart aborts
+//   every PREPARING transaction (presumed abort), so an ABORT that was lost with the process is
+//   decided again. Wherever a prepare can be resumed (Recovery::kResumePrepare, a cluster), an
+//   ABORT sent before it is durable lets a new leader commit what a participant already aborted,
+//   or a deposed leader (cut off, but not yet aware of it) abort a branch the new leader committed.
+//   Every effect batch obeys it: CheckInvariants() states it per transaction.
+// The order in which a shell may run one batch of effects: appends, calls, timers, replies in any
+// order; a COMMIT (and under kResumePrepare an ABORT) call is only ever emitted after the
+// LogDone of its decision, so "persist before you send" holds without ordering inside a batch.
 //
 // Operator resolution (`treaty tx resolve`, input Resolve):
 //   retry, decided (COMMITTING/ABORTING) -> Append Resolved{retry, who, why} -> (durable) ->
@@ -41,6 +55,19 @@ namespace treaty::twopc {
 // Most branches one transaction may have. Bounds per-transaction memory and fan-out.
 inline constexpr size_t kMaxBranches = 64;
 
+// The recovery of transactions still PREPARING (BEGIN durable, no decision) by the next
+// coordinator, and what it implies for ABORT.
+enum class Recovery {
+  // A single node's restart aborts them (presumed abort); ABORT may go out before it is durable.
+  kPresumeAbort,
+  // A cluster's new leader prepares them again, with a full prepare budget counted on its own
+  // monotonic clock (wall clocks of different nodes are never compared), so an election shows up
+  // as latency, not as a rolled-back transaction. Safe because only the leader's decisions become
+  // durable, every decision is delivered and reported only once durable, and a participant
+  // answers a repeated PREPARE from its barrier: its first vote, and NO once the branch aborted.
+  kResumePrepare,
+};
+
 struct CoreOptions {
   // Prepare phase budget when the submission does not set one, milliseconds. Default 5000.
   uint32_t default_prepare_timeout_ms = 5000;
@@ -52,13 +79,9 @@ struct CoreOptions {
   // Budget of one COMMIT or ABORT call, milliseconds. Default 2000. (A PREPARE call's budget is
   // what is left of the transaction's prepare budget.)
   int64_t decision_call_timeout_ms = 2000;
-  // Recovery of a transaction still PREPARING (BEGIN durable, no decision): false aborts it
-  // (presumed abort; a single node's restart). true resumes the prepare phase with what is left
-  // of its prepare budget (counted from BEGIN), and aborts it only if nothing is left: a cluster's
-  // new leader does this, so an election shows up as latency, not as a rolled-back transaction.
-  // Safe because only a leader logs decisions and participants answer a repeated PREPARE with
-  // their first vote. Default false.
-  bool resume_prepare_on_recovery = false;
+  // What a coordinator that takes over does with a transaction still PREPARING, and therefore
+  // when an ABORT may be delivered (see the rule at the top). Default kPresumeAbort.
+  Recovery recovery = Recovery::kPresumeAbort;
 };
 
 enum class Phase { kPrepare, kCommit, kAbort };
@@ -203,13 +226,14 @@ class TwoPcCore {
   Effects Handle(const Resolve& in);
 
   // Resumes unfinished transactions from the log after a restart: PREPARING ones are aborted
-  // (presumed abort) or, with resume_prepare_on_recovery, prepared again within what is left of
-  // their budget; COMMITTING/ABORTING ones have their decision delivered again.
+  // (kPresumeAbort) or prepared again with a fresh budget (kResumePrepare); COMMITTING/ABORTING
+  // ones have their decision delivered again.
   Effects Recover(const std::vector<v1::TxnRecord>& active);
 
   // The transaction's live view, if this core holds it.
   std::optional<v1::Transaction> Get(const std::string& xid) const;
-  // OUTCOME_PENDING while preparing, COMMIT/ABORT once decided; nullopt if not held here.
+  // OUTCOME_PENDING while preparing, COMMIT/ABORT once its decision may be reported (see the
+  // rule at the top); nullopt if not held here.
   std::optional<v1::Outcome> OutcomeOf(const std::string& xid) const;
   size_t active() const;
 
@@ -290,8 +314,12 @@ class TwoPcCore {
   void ReplyWaiters(Tx& tx, Effects& out);
   void Forget(const std::string& xid);
   void Touch(Tx& tx);
+  // Whether tx's decision may be delivered, replied and reported now (the rule at the top).
+  bool Deliverable(const Tx& tx) const;
+  // Moves to COMMITTING/ABORTING: the decision to its branches, replies to waiting clients.
+  void StartDelivery(Tx& tx, Effects& out);
   // The phase whose calls the transaction currently makes (kPrepare before a deliverable decision).
-  static Phase CallPhase(const Tx& tx);
+  Phase CallPhase(const Tx& tx) const;
   // Full-jitter backoff after call number `attempt` failed (see CoreOptions), at least 1 ms.
   int64_t Backoff(uint32_t attempt);
 

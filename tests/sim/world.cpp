@@ -248,7 +248,8 @@ void World::StartIncarnation(int node) {
   core.retry.max_backoff_ms = 200;
   core.log_retry_ms = 20;
   core.decision_call_timeout_ms = 2 * options_.max_delay_ms + 30;
-  core.resume_prepare_on_recovery = options_.nodes > 1;
+  core.recovery =
+      options_.nodes > 1 ? twopc::Recovery::kResumePrepare : twopc::Recovery::kPresumeAbort;
   driver::TwoPcDriver::Hooks twopc_hooks;
   twopc_hooks.reply = [this](twopc::Reply r) { OnTwoPcReply(r); };
   twopc_hooks.resolve_reply = [](twopc::Reply) {};

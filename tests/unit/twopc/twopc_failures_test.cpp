@@ -3,9 +3,9 @@
 
 #include <algorithm>
 
+#include "tests/unit/twopc/twopc_fixture.h"
 #include "twopc/twopc_core.h"
 #include "twopc/twopc_rules.h"
-#include "tests/unit/twopc/twopc_fixture.h"
 
 namespace treaty::twopc {
 namespace {
@@ -258,36 +258,37 @@ TEST_F(TwoPcRecoveryTest, PreparingTransactionIsAbortedAndEveryBranchGetsAbort) 
   EXPECT_EQ(core_.Get("x")->created_unix_ms(), 42);
 }
 
-TEST(TwoPcFailoverTest, PreparingTransactionIsPreparedAgainWithinItsBudget) {
+TEST(TwoPcFailoverTest, PreparingTransactionIsPreparedAgainWithAFullBudgetOnThisNodesClock) {
   FakeClock clock;
   SeededRandom random(7);
   CoreOptions options;
-  options.resume_prepare_on_recovery = true;
+  options.recovery = Recovery::kResumePrepare;
   TwoPcCore core(options, clock, random);
-  v1::TxnRecord fresh = Record("fresh", v1::PREPARING, {}, 2);
-  fresh.set_created_unix_ms(clock.UnixMs() - 400);  // 600 ms of its 1000 ms budget left
-  v1::TxnRecord stale = Record("stale", v1::PREPARING, {}, 2);
-  stale.set_created_unix_ms(clock.UnixMs() - 1500);  // budget spent while no leader served
-  Effects e = core.Recover({fresh, stale});
+  // Times written by other nodes' wall clocks say nothing about this node's: one record looks
+  // recent, one looks long past its budget, one is from the future (a clock ahead).
+  v1::TxnRecord recent = Record("recent", v1::PREPARING, {}, 2);
+  recent.set_created_unix_ms(clock.UnixMs() - 400);
+  v1::TxnRecord old = Record("old", v1::PREPARING, {}, 2);
+  old.set_created_unix_ms(clock.UnixMs() - 1500);
+  v1::TxnRecord ahead = Record("ahead", v1::PREPARING, {}, 2);
+  ahead.set_created_unix_ms(clock.UnixMs() + 60'000);
+  Effects e = core.Recover({recent, old, ahead});
 
-  std::vector<uint32_t> prepared;
+  EXPECT_TRUE(e.appends.empty()) << "nothing is decided at a failover";
+  EXPECT_EQ(CountCalls(e, Phase::kPrepare), 6u);
   for (const auto& call : e.calls) {
-    if (call.xid == "fresh" && call.phase == Phase::kPrepare) {
-      prepared.push_back(call.branch);
-      EXPECT_LE(call.deadline_ms, 600) << "the budget counts from BEGIN, not from the failover";
-    }
+    EXPECT_EQ(call.deadline_ms, 1000) << call.xid << ": the full budget, on this node's clock";
   }
-  EXPECT_EQ(prepared, (std::vector<uint32_t>{0, 1}));
-  EXPECT_EQ(core.OutcomeOf("fresh"), v1::OUTCOME_PENDING);
-  ASSERT_EQ(e.appends.size(), 1u) << "only the stale one is decided";
-  EXPECT_EQ(e.appends[0].event.xid(), "stale");
-  EXPECT_EQ(e.appends[0].event.decided().decision(), v1::ABORT);
+  EXPECT_EQ(core.OutcomeOf("old"), v1::OUTCOME_PENDING);
 
   // The votes arrive: the resumed transaction commits as if nothing had happened.
-  core.Handle(VoteReceived{"fresh", 0, v1::YES, ""});
-  Effects decided = core.Handle(VoteReceived{"fresh", 1, v1::YES, ""});
+  core.Handle(VoteReceived{"old", 0, v1::YES, ""});
+  Effects decided = core.Handle(VoteReceived{"old", 1, v1::YES, ""});
   ASSERT_EQ(decided.appends.size(), 1u);
   EXPECT_EQ(decided.appends[0].event.decided().decision(), v1::COMMIT);
+  for (const auto& t : e.timers) {
+    EXPECT_EQ(t.delay_ms, 1000) << t.xid << ": its deadline, 1000 ms of this node's time";
+  }
 }
 
 TEST_F(TwoPcRecoveryTest, CommittingTransactionResendsCommitToYesBranchesOnly) {

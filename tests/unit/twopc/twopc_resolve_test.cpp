@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "twopc/twopc_core.h"
 #include "tests/unit/twopc/twopc_fixture.h"
+#include "twopc/twopc_core.h"
 
 namespace treaty::twopc {
 namespace {

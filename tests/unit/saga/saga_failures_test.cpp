@@ -278,6 +278,36 @@ TEST_F(SagaResolveTest, ACompensationInFlightAcrossAnOperatorsRetryIsFollowedUp)
   EXPECT_EQ(core_.Get("s1")->steps(1).last_error(), "UNAVAILABLE: timeout");
 }
 
+// The mark-compensated race (simulation seed 50906): a compensation held back by an open breaker
+// must not run after an operator undid the step by hand and marked it compensated.
+TEST_F(SagaResolveTest, MarkCompensatedCancelsACompensationHeldByAnOpenBreaker) {
+  const v1::SagaDefinition def = Def({"a", "b"});
+  Started("s1", def);
+  ReplyDurably("s1", 1, Phase::kAction, v1::STEP_REFUSED, "no");  // both compensations go out
+  Effects held = core_.Handle(CallFailed{"s1", 0, Phase::kCompensate, 1,
+                                         Status::Unavailable("circuit breaker open"), true});
+  ASSERT_EQ(held.timers.size(), 1u) << "the refused compensation waits for the breaker";
+  EXPECT_EQ(core_.Get("s1")->steps(0).attempts(), 0u) << "a refusal is not an attempt";
+  Effects marked = Durable(
+      "s1", core_.Handle(Resolve{"s1", ResolveAction::kMarkCompensated, 0, "ops", "by hand", 7}));
+  ASSERT_EQ(marked.replies.size(), 1u);
+  EXPECT_TRUE(marked.replies[0].status.ok()) << marked.replies[0].status.ToString();
+  Effects fired = core_.Handle(TimerFired{"s1", held.timers[0].timer_id});
+  EXPECT_TRUE(Called(fired, Phase::kCompensate).empty())
+      << "the held compensation of a step marked compensated must not be sent";
+}
+
+TEST_F(SagaResolveTest, MarkCompensatedIsRefusedWhileTheStepsCompensationIsInFlight) {
+  const v1::SagaDefinition def = Def({"a", "b"});
+  Started("s1", def);
+  ReplyDurably("s1", 1, Phase::kAction, v1::STEP_REFUSED, "no");  // a's compensation in flight
+  Effects refused =
+      core_.Handle(Resolve{"s1", ResolveAction::kMarkCompensated, 0, "ops", "by hand", 7});
+  ASSERT_EQ(refused.replies.size(), 1u);
+  EXPECT_EQ(refused.replies[0].status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(refused.appends.empty());
+}
+
 TEST_F(SagaStuckTest, MarkCompensatedRecordsTheStepAndFinishesTheSaga) {
   Effects resolved = Resolved(ResolveAction::kMarkCompensated, 0);
   EXPECT_EQ(Describe(Events(resolved), def_),

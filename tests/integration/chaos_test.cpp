@@ -48,17 +48,6 @@ struct Planned {
   std::string last_error;
 };
 
-// Final coordinator view of one xid.
-enum class Final { kPending, kCommitted, kAborted, kUnknownXid };
-
-uint64_t ChaosSeed() {
-  const char* env = std::getenv("TREATY_CHAOS_SEED");
-  if (env != nullptr && *env != '\0') return std::strtoull(env, nullptr, 10);
-  return EntropySeed();
-}
-
-std::string Account(int i) { return "acct" + std::to_string(i); }
-
 // Counts for the summary line.
 struct Tally {
   int kills = 0;
@@ -78,13 +67,7 @@ class ChaosTest : public IntegrationTest {
     } else {
       coord_ = &AddTreatyd({"--prepare-timeout-ms", "3000"});
     }
-    std::string accounts;
-    for (int a = 0; a < kAccountsPerBank; ++a) {
-      accounts += (a ? "," : "") + Account(a) + "=" + std::to_string(kInitialBalance);
-    }
-    for (int b = 0; b < kBanks; ++b) {
-      banks_.push_back(&AddBank(std::string("bank-") + static_cast<char>('a' + b), accounts));
-    }
+    banks_ = AddBanks(kBanks, kAccountsPerBank, kInitialBalance);
   }
 
   Node& Bank(int i) { return *banks_[static_cast<size_t>(i)]; }
@@ -99,9 +82,8 @@ class ChaosTest : public IntegrationTest {
       p.xid = "chaos-" + std::to_string(seed % 100000) + "-" + std::to_string(k);
       p.from_bank = static_cast<int>(rng.Uniform(kBanks));
       p.to_bank = (p.from_bank + 1 + static_cast<int>(rng.Uniform(kBanks - 1))) % kBanks;
-      p.transfer = {Bank(p.from_bank).name,
-                    Account(static_cast<int>(rng.Uniform(kAccountsPerBank))), Bank(p.to_bank).name,
-                    Account(static_cast<int>(rng.Uniform(kAccountsPerBank))),
+      p.transfer = {Bank(p.from_bank).name, BankAccount(rng.Uniform(kAccountsPerBank)),
+                    Bank(p.to_bank).name, BankAccount(rng.Uniform(kAccountsPerBank)),
                     1 + static_cast<int64_t>(rng.Uniform(40))};
     }
     return plan;
@@ -173,35 +155,20 @@ class ChaosTest : public IntegrationTest {
 
   // Waits until every xid is COMMITTED or ABORTED at the coordinator, or unknown to it (presumed
   // abort). Returns the xids that never got there, with their last state.
-  std::string SettleAtCoordinator(const std::vector<Planned>& plan, std::vector<Final>& finals) {
-    finals.assign(plan.size(), Final::kPending);
-    std::vector<std::string> last_seen(plan.size());
-    std::vector<size_t> pending;
-    for (size_t k = 0; k < plan.size(); ++k) pending.push_back(k);
-    const int64_t deadline = NowMs() + kSettleBudgetMs;
-    while (!pending.empty() && NowMs() < deadline) {
-      std::vector<size_t> still;
-      for (size_t k : pending) {
-        auto tx = GetTransaction(plan[k].xid);
-        if (tx.ok() && tx->state() == v1::COMMITTED) {
-          finals[k] = Final::kCommitted;
-        } else if (tx.ok() && tx->state() == v1::ABORTED) {
-          finals[k] = Final::kAborted;
-        } else if (!tx.ok() && tx.status().code() == StatusCode::kNotFound) {
-          finals[k] = Final::kUnknownXid;
-        } else {
-          last_seen[k] = tx.ok() ? tx->ShortDebugString() : tx.status().ToString();
-          still.push_back(k);
-        }
-      }
-      pending.swap(still);
-      if (!pending.empty()) SleepMs(500);
-    }
+  std::string SettleAtCoordinator(const std::vector<Planned>& plan,
+                                  std::vector<FinalState>& finals) {
+    std::vector<std::string> xids;
+    for (const Planned& p : plan) xids.push_back(p.xid);
+    const std::vector<FinalOutcome> outcomes = WaitAllFinished(xids, kSettleBudgetMs);
+    finals.clear();
     std::string unsettled;
-    for (size_t i = 0; i < pending.size() && i < 10; ++i) {
-      unsettled += "\n  " + plan[pending[i]].xid + ": " + last_seen[pending[i]];
+    size_t pending = 0;
+    for (size_t k = 0; k < plan.size(); ++k) {
+      finals.push_back(outcomes[k].state);
+      if (outcomes[k].state != FinalState::kPending) continue;
+      if (++pending <= 10) unsettled += "\n  " + plan[k].xid + ": " + outcomes[k].last_seen;
     }
-    if (!pending.empty()) unsettled = std::to_string(pending.size()) + " unfinished:" + unsettled;
+    if (pending > 0) unsettled = std::to_string(pending) + " unfinished:" + unsettled;
     return unsettled;
   }
 
@@ -209,43 +176,22 @@ class ChaosTest : public IntegrationTest {
   // Returns an empty string, or why it did not settle.
   std::string SettleAtParticipants(const std::vector<Planned>& plan,
                                    std::vector<std::pair<v1::BranchState, v1::BranchState>>& out) {
-    out.resize(plan.size());
-    std::string error;
-    bool settled = WaitUntil(
-        [&] {
-          bool any_prepared = false;
-          for (size_t k = 0; k < plan.size(); ++k) {
-            const Planned& p = plan[k];
-            auto debit = BranchStateAt(Bank(p.from_bank), p.xid, 0);
-            auto credit = BranchStateAt(Bank(p.to_bank), p.xid, 1);
-            if (!debit.ok() || !credit.ok()) {
-              error =
-                  "Inspect failed: " + (debit.ok() ? credit.status() : debit.status()).ToString();
-              return false;
-            }
-            out[k] = {*debit, *credit};
-            if (*debit == v1::BRANCH_PREPARED || *credit == v1::BRANCH_PREPARED) {
-              any_prepared = true;
-              error = p.xid + " is still in doubt";
-            }
-          }
-          return !any_prepared;
-        },
-        15000, 500);
-    return settled ? "" : error;
+    std::vector<TransferBranches> transfers;
+    for (const Planned& p : plan) {
+      transfers.push_back({p.xid, &Bank(p.from_bank), &Bank(p.to_bank)});
+    }
+    BranchReport report = WaitBranchesDecided(transfers, 15000);
+    out = std::move(report.states);
+    if (!report.error.empty()) return report.error;
+    return report.in_doubt.empty() ? "" : report.in_doubt + " is still in doubt";
   }
 
   // Every invariant violation, one line each.
   std::vector<std::string> CheckInvariants(
-      const std::vector<Planned>& plan, const std::vector<Final>& finals,
+      const std::vector<Planned>& plan, const std::vector<FinalState>& finals,
       const std::vector<std::pair<v1::BranchState, v1::BranchState>>& branches, Tally& tally) {
     std::vector<std::string> violations;
-    std::map<std::string, int64_t> expected;  // "bank-a/acct0" -> balance
-    for (const Node* bank : banks_) {
-      for (int a = 0; a < kAccountsPerBank; ++a) {
-        expected[bank->name + "/" + Account(a)] = kInitialBalance;
-      }
-    }
+    Ledger ledger(banks_, kAccountsPerBank, kInitialBalance);
     for (size_t k = 0; k < plan.size(); ++k) {
       const Planned& p = plan[k];
       const auto [debit, credit] = branches[k];
@@ -253,10 +199,10 @@ class ChaosTest : public IntegrationTest {
       const std::string where = p.xid + " (debit " + v1::BranchState_Name(debit) + ", credit " +
                                 v1::BranchState_Name(credit) + ")";
       if (n == 1) violations.push_back(where + ": only one branch committed");
-      if (finals[k] == Final::kCommitted && n != 2) {
+      if (finals[k] == FinalState::kCommitted && n != 2) {
         violations.push_back(where + ": the coordinator says COMMITTED");
       }
-      if (finals[k] != Final::kCommitted && n != 0) {
+      if (finals[k] != FinalState::kCommitted && n != 0) {
         violations.push_back(where + ": the coordinator says aborted or does not know it");
       }
       if (p.told == Told::kCommitted && n != 2) {
@@ -270,39 +216,16 @@ class ChaosTest : public IntegrationTest {
       tally.told_nothing += p.told == Told::kNothing;
       if (n == 2) {
         ++tally.committed;
-        expected[p.transfer.from_service + "/" + p.transfer.from_account] -= p.transfer.amount;
-        expected[p.transfer.to_service + "/" + p.transfer.to_account] += p.transfer.amount;
+        ledger.Commit(p.transfer);
       }
     }
-    int64_t total = 0;
-    for (const Node* bank : banks_) {
-      auto balances = Balances(*bank);
-      if (!balances.ok()) {
-        violations.push_back(bank->name + ": " + balances.status().ToString());
-        continue;
-      }
-      for (const auto& [account, value] : *balances) {
-        const std::string key = bank->name + "/" + account;
-        total += value;
-        if (value < 0) violations.push_back(key + " is negative: " + std::to_string(value));
-        if (value != expected[key]) {
-          violations.push_back(key + " is " + std::to_string(value) +
-                               ", but its committed branches add up to " +
-                               std::to_string(expected[key]));
-        }
-      }
-    }
-    const int64_t initial_total = int64_t{kBanks} * kAccountsPerBank * kInitialBalance;
-    if (total != initial_total) {
-      violations.push_back("total money is " + std::to_string(total) + ", was " +
-                           std::to_string(initial_total));
-    }
+    for (std::string& line : CheckBalances(ledger)) violations.push_back(std::move(line));
     return violations;
   }
 
   // The whole scenario: seeded workload under kills, then settle and check every invariant.
   void Run(bool raft_cluster) {
-    const uint64_t seed = ChaosSeed();
+    const uint64_t seed = SeedFromEnv("TREATY_CHAOS_SEED");
     std::printf("chaos seed=%" PRIu64 " (replay with TREATY_CHAOS_SEED=%" PRIu64 ")\n", seed, seed);
     std::fflush(stdout);
     RecordProperty("seed", std::to_string(seed));
@@ -316,7 +239,7 @@ class ChaosTest : public IntegrationTest {
     ASSERT_EQ(restart_failure, "") << "restart after kill -9 failed (seed " << seed << ")";
     const double run_s = static_cast<double>(NowMs() - start_ms) / 1000.0;
 
-    std::vector<Final> finals;
+    std::vector<FinalState> finals;
     const std::string unsettled = SettleAtCoordinator(plan, finals);
     ASSERT_EQ(unsettled, "") << "transactions never finished (seed " << seed << ")";
     std::vector<std::pair<v1::BranchState, v1::BranchState>> branches;

@@ -37,6 +37,8 @@ std::string Tail(const Node& node) {
 
 }  // namespace
 
+std::string BankAccount(uint64_t i) { return "acct" + std::to_string(i); }
+
 std::string TransferFileJson(const Transfer& t) {
   nlohmann::json file = {{"branches",
                           {{{"service", t.from_service},
@@ -224,12 +226,12 @@ Result<v1::ClusterStatusResponse> IntegrationTest::ClusterStatusOf(const Node& n
                  v1::ClusterStatusRequest().SerializeAsString(), deadline_ms));
 }
 
-Node* IntegrationTest::WaitLeader(int64_t timeout_ms) {
+Node* IntegrationTest::WaitLeader(int64_t timeout_ms, const Node* except) {
   Node* leader = nullptr;
   WaitUntil(
       [&] {
         for (Node* c : coordinators_) {
-          if (!c->process || !c->process->Running()) continue;
+          if (c == except || !c->process || !c->process->Running()) continue;
           auto status = ClusterStatusOf(*c, 500);
           if (status.ok() && status->serving()) {
             leader = c;
@@ -284,6 +286,18 @@ Node& IntegrationTest::AddBank(const std::string& service, const std::string& ac
                 accounts};
   nodes_.push_back(std::move(node));
   return *nodes_.back();
+}
+
+std::vector<Node*> IntegrationTest::AddBanks(int n, uint64_t accounts, int64_t balance) {
+  std::string list;
+  for (uint64_t a = 0; a < accounts; ++a) {
+    list += (a ? "," : "") + BankAccount(a) + "=" + std::to_string(balance);
+  }
+  std::vector<Node*> banks;
+  for (int b = 0; b < n; ++b) {
+    banks.push_back(&AddBank(std::string("bank-") + static_cast<char>('a' + b), list));
+  }
+  return banks;
 }
 
 Node& IntegrationTest::AddBankInstance(const std::string& service, const std::string& instance,

@@ -53,6 +53,9 @@ struct Transfer {
   int64_t amount = 0;
 };
 
+// "acct<i>": the name of account i of a bank configured by IntegrationTest::AddBanks.
+std::string BankAccount(uint64_t i);
+
 // The CLI's transaction file for a transfer: {"branches":[{"service":..,"op":"debit",..},..]}.
 std::string TransferFileJson(const Transfer& t);
 
@@ -69,6 +72,55 @@ std::string JsonStringField(const std::string& json_text, const std::string& fie
 
 // Parses {"account": integer, ...}. INVALID_ARGUMENT if the text is not such an object.
 Result<std::map<std::string, int64_t>> ParseBalances(const std::string& json_text);
+
+// What the accounts of some banks should hold after a run of transfers: every account starts with
+// the same balance, and each transfer the cluster committed moves its amount. Compared with the
+// banks by IntegrationTest::CheckBalances.
+class Ledger {
+ public:
+  // Accounts BankAccount(0) .. BankAccount(accounts - 1) of every bank, each holding balance.
+  Ledger(std::vector<Node*> banks, uint64_t accounts, int64_t balance);
+  // A transfer the cluster committed.
+  void Commit(const Transfer& t);
+  const std::vector<Node*>& banks() const { return banks_; }
+  // "bank-a/acct0" -> balance.
+  const std::map<std::string, int64_t>& expected() const { return expected_; }
+  // The sum of all balances (transfers conserve it).
+  int64_t total() const { return total_; }
+
+ private:
+  std::vector<Node*> banks_;
+  std::map<std::string, int64_t> expected_;
+  int64_t total_ = 0;
+};
+
+// Where a transfer's branches are: the debit (branch 0) at one bank, the credit (branch 1) at
+// another.
+struct TransferBranches {
+  std::string xid;
+  const Node* debit_bank = nullptr;
+  const Node* credit_bank = nullptr;
+};
+
+// What the banks recorded for the branches of transfers (IntegrationTest::WaitBranchesDecided).
+struct BranchReport {
+  // {debit, credit} per transfer, parallel to the input; the last states read.
+  std::vector<std::pair<v1::BranchState, v1::BranchState>> states;
+  std::string error;     // why a bank could not be inspected, or empty
+  std::string in_doubt;  // a transfer with a branch still PREPARED at the end, or empty
+};
+
+// The cluster's final word on a transaction (IntegrationTest::WaitAllFinished).
+enum class FinalState {
+  kPending,     // not finished within the budget
+  kCommitted,   // COMMITTED
+  kAborted,     // ABORTED
+  kUnknownXid,  // never logged, or forgotten: presumed abort
+};
+struct FinalOutcome {
+  FinalState state = FinalState::kPending;
+  std::string last_seen;  // kPending: the last answer to GetTransaction (a record or an error)
+};
 
 class IntegrationTest : public ::testing::Test {
  protected:
@@ -91,9 +143,10 @@ class IntegrationTest : public ::testing::Test {
   // The coordinator addresses, comma-separated (one address without a cluster).
   std::string CoordinatorList() const;
   const std::vector<Node*>& coordinators() const { return coordinators_; }
-  // The serving leader among the running cluster nodes (asks each its ClusterStatus), waiting up
-  // to timeout_ms; nullptr if none serves by then.
-  Node* WaitLeader(int64_t timeout_ms = 15000);
+  // The serving leader among the running cluster nodes other than `except` (asks each its
+  // ClusterStatus), waiting up to timeout_ms; nullptr if none serves by then. `except` is a node
+  // that must not be asked, e.g. a frozen one (it would answer only after its thaw).
+  Node* WaitLeader(int64_t timeout_ms = 15000, const Node* except = nullptr);
   Result<v1::ClusterStatusResponse> ClusterStatusOf(const Node& node, int64_t deadline_ms = 1000);
   // Calls the coordinator (the cluster's leader, found as clients do) until deadline_ms passes.
   Result<std::string> CallCoordinator(std::string_view method, const std::string& payload,
@@ -103,6 +156,10 @@ class IntegrationTest : public ::testing::Test {
   // the address(es) it registers with; empty means the fixture's coordinator(s).
   Node& AddBank(const std::string& service, const std::string& accounts,
                 const std::string& coordinator = "");
+
+  // Configures (does not start) n bank participants "bank-a", "bank-b", ..., each holding the
+  // accounts BankAccount(0) .. BankAccount(accounts - 1) with balance each. REQUIRES: n <= 26.
+  std::vector<Node*> AddBanks(int n, uint64_t accounts, int64_t balance);
 
   // Configures (does not start) one of several instances of a bank service: its own name (log
   // file, data dir), port and accounts; weight > 0 adds --weight. StartAll waits until the
@@ -137,7 +194,16 @@ class IntegrationTest : public ::testing::Test {
   // Waits until the transaction is COMMITTED or ABORTED; returns its last known record (or the
   // last error) after timeout_ms.
   Result<v1::Transaction> WaitFinished(const std::string& xid, int64_t timeout_ms);
+  // The final outcome of every xid (parallel to xids): asks the coordinator for each unfinished
+  // one every 500 ms until all are COMMITTED, ABORTED or unknown to it, or budget_ms passes.
+  std::vector<FinalOutcome> WaitAllFinished(const std::vector<std::string>& xids,
+                                            int64_t budget_ms);
   Result<std::map<std::string, int64_t>> Balances(const Node& bank);
+  // Reads the balances of the ledger's banks (bank.Balances) and returns one line per
+  // difference: first the sum of all balances if money was created or destroyed, then every
+  // account that holds another balance than the ledger's or a negative one, and every bank that
+  // cannot be read. Empty when the banks agree with the ledger.
+  std::vector<std::string> CheckBalances(const Ledger& ledger);
   Result<v1::InspectResponse> Inspect(const Node& bank, const std::string& xid);
   Result<v1::ListServicesResponse> ListServices();
   // The coordinator's view of one instance; NOT_FOUND if it does not list it.
@@ -145,6 +211,10 @@ class IntegrationTest : public ::testing::Test {
   // The branch's state at the bank; BRANCH_STATE_UNKNOWN if the bank recorded nothing for it.
   Result<v1::BranchState> BranchStateAt(const Node& bank, const std::string& xid,
                                         uint32_t branch_id);
+  // Inspects both branches of every transfer every 500 ms until none is PREPARED any more (an
+  // in-doubt branch asks the cluster for the outcome) or timeout_ms passes.
+  BranchReport WaitBranchesDecided(const std::vector<TransferBranches>& transfers,
+                                   int64_t timeout_ms);
 
   // Runs `bank-participant fault --listen <bank> --mode <mode> [--delay-ms N]` (examples/bank):
   // none, fail, hang or slow; delay_ms < 0 keeps the mode's default wait.

@@ -24,6 +24,8 @@
 #include <sstream>
 #include <thread>
 
+#include "common/random.h"
+
 #ifndef TREATY_BIN_DIR
 #error "TREATY_BIN_DIR must be defined by the build (the directory of treatyd and friends)"
 #endif
@@ -129,6 +131,12 @@ bool WaitUntil(const std::function<bool()>& pred, int64_t timeout_ms, int64_t po
   }
 }
 
+uint64_t SeedFromEnv(const char* env_var) {
+  const char* env = std::getenv(env_var);
+  if (env != nullptr && *env != '\0') return std::strtoull(env, nullptr, 10);
+  return EntropySeed();
+}
+
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -162,6 +170,18 @@ std::string TailOfFile(const std::string& path, size_t max_lines) {
   }
   std::string out;
   for (const auto& l : lines) out += l + "\n";
+  return out;
+}
+
+FileMatches LinesContaining(const std::string& path, const std::string& needle, size_t max_kept) {
+  FileMatches out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find(needle) == std::string::npos) continue;
+    ++out.count;
+    if (out.first.size() < max_kept) out.first.push_back(std::move(line));
+  }
   return out;
 }
 

@@ -39,6 +39,10 @@ bool WaitForPort(uint16_t port, int64_t timeout_ms);
 // Polls pred every poll_ms until it returns true (-> true) or timeout_ms passes (-> false).
 bool WaitUntil(const std::function<bool()>& pred, int64_t timeout_ms, int64_t poll_ms = 50);
 
+// The seed of a seeded test: the decimal value of the environment variable env_var when it is set
+// (a replay), else a fresh one from the OS entropy source.
+uint64_t SeedFromEnv(const char* env_var);
+
 // Milliseconds on a monotonic clock (arbitrary epoch).
 int64_t NowMs();
 
@@ -52,6 +56,14 @@ Status WriteFile(const std::string& path, const std::string& content);
 
 // The last max_lines lines of a file (all of it if shorter).
 std::string TailOfFile(const std::string& path, size_t max_lines);
+
+// The lines of a file that contain needle: how many there are, and the first max_kept of them.
+// A file that cannot be read has none.
+struct FileMatches {
+  size_t count = 0;
+  std::vector<std::string> first;
+};
+FileMatches LinesContaining(const std::string& path, const std::string& needle, size_t max_kept);
 
 // A fresh directory under $TMPDIR (or /tmp). Removed by the destructor unless Keep() was called.
 class TempDir {

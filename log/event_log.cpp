@@ -4,6 +4,7 @@
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -20,6 +21,7 @@
 #include "log/log.h"
 #include "log/purge.h"
 #include "log/store.h"
+#include "log/xids.h"
 
 namespace treaty::log {
 namespace {
@@ -376,6 +378,10 @@ Result<std::optional<v1::TxnRecord>> EventLog::Find(std::string_view xid) const 
   return impl_->Get(impl_->store_->outcomes(), xid);
 }
 
+Result<std::optional<UsedXid>> EventLog::FindUsedXid(std::string_view xid) const {
+  return internal::ReadUsedXid(*impl_->store_, xid);
+}
+
 Result<std::vector<v1::LogRecord>> EventLog::Read(uint64_t from_lsn, size_t max) const {
   std::vector<v1::LogRecord> out;
   if (max == 0) return out;
@@ -430,7 +436,26 @@ Result<PurgeResult> EventLog::Purge(const std::vector<PurgeRequest>& requests) {
     TREATY_RETURN_IF_ERROR(ReplicateAndWait(*impl_, std::move(pending)));
     return *result;
   }
+  std::lock_guard<std::mutex> lock(impl_->retention_mu_);
   return internal::Purge(*impl_->store_, requests, impl_->last_lsn_.load());
+}
+
+Result<XidExpiryResult> EventLog::ExpireXids(int64_t finished_before_unix_ms, size_t max_xids) {
+  std::unique_lock<std::mutex> lock(impl_->retention_mu_, std::defer_lock);
+  if (!impl_->replica_) lock.lock();  // cluster mode: the apply thread serializes the deletions
+  Result<std::vector<std::string>> xids = internal::ListExpiredXids(
+      *impl_->store_, finished_before_unix_ms, std::min(max_xids, kMaxXidsPerExpiry));
+  if (!xids.ok()) return xids.status();
+  if (xids->empty()) return XidExpiryResult();
+  if (impl_->replica_) {
+    Pending pending;
+    pending.xid_expiry = internal::XidExpiry{std::move(*xids), finished_before_unix_ms};
+    pending.xid_expiry_result = std::make_shared<XidExpiryResult>();
+    auto result = pending.xid_expiry_result;
+    TREATY_RETURN_IF_ERROR(ReplicateAndWait(*impl_, std::move(pending)));
+    return *result;
+  }
+  return internal::ExpireXids(*impl_->store_, *xids, finished_before_unix_ms);
 }
 
 Status EventLog::PutMeta(std::string_view key, std::string_view value) {

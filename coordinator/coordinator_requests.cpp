@@ -36,6 +36,8 @@ void Coordinator::Impl::HandleSubmit(v1::SubmitRequest req, net::Responder respo
       respond(ReplyForLogged(req, **found));
       return;
     }
+    Status used = RefuseUsedXid(*log, req.xid(), options.read_side.xid_retention_ms);
+    if (!used.ok()) return respond(used);
     std::vector<std::string> services;
     for (const auto& b : req.branches()) services.push_back(b.service());
     if (Status s = AdmitNew(req, services); !s.ok()) return respond(s);
@@ -145,6 +147,8 @@ void Coordinator::Impl::HandleSubmitSaga(v1::SubmitSagaRequest req, net::Respond
       respond(SagaShell::ReplyForLogged(req, **found));
       return;
     }
+    Status used = RefuseUsedXid(*log, req.xid(), options.read_side.xid_retention_ms);
+    if (!used.ok()) return respond(used);
     std::vector<std::string> services;
     for (const auto& step : req.saga().steps()) services.push_back(step.service());
     if (Status s = AdmitNew(req, services); !s.ok()) return respond(s);
@@ -193,7 +197,14 @@ Result<std::string> Coordinator::Impl::OutcomeOf(const std::string& xid) {
   }
   auto found = log->Find(xid);
   if (!found.ok()) return found.status();
-  resp.set_outcome(found->has_value() ? OutcomeOfRecord(**found) : v1::OUTCOME_ABORT);
+  if (found->has_value()) {
+    resp.set_outcome(OutcomeOfRecord(**found));
+    return resp.SerializeAsString();
+  }
+  // Retention dropped the record, or the xid is unknown: presumed abort only for the latter.
+  auto used = log->FindUsedXid(xid);
+  if (!used.ok()) return used.status();
+  resp.set_outcome(used->has_value() ? OutcomeOfUsedXid(**used) : v1::OUTCOME_ABORT);
   return resp.SerializeAsString();
 }
 

@@ -19,9 +19,7 @@
 
 #include "log/event_log_impl.h"
 #include "log/log.h"
-#include "log/purge.h"
 #include "log/store.h"
-#include "log/xids.h"
 
 namespace treaty::log {
 namespace {
@@ -378,10 +376,6 @@ Result<std::optional<v1::TxnRecord>> EventLog::Find(std::string_view xid) const 
   return impl_->Get(impl_->store_->outcomes(), xid);
 }
 
-Result<std::optional<UsedXid>> EventLog::FindUsedXid(std::string_view xid) const {
-  return internal::ReadUsedXid(*impl_->store_, xid);
-}
-
 Result<std::vector<v1::LogRecord>> EventLog::Read(uint64_t from_lsn, size_t max) const {
   std::vector<v1::LogRecord> out;
   if (max == 0) return out;
@@ -411,8 +405,7 @@ Result<std::vector<v1::LogRecord>> EventLog::Read(uint64_t from_lsn, size_t max)
   return out;
 }
 
-namespace {
-// Cluster mode: replicates pending and waits for it to be applied here.
+namespace internal {
 Status ReplicateAndWait(EventLog::Impl& impl, Pending pending) {
   auto done = std::make_shared<std::promise<Status>>();
   std::future<Status> result = done->get_future();
@@ -423,46 +416,15 @@ Status ReplicateAndWait(EventLog::Impl& impl, Pending pending) {
   }
   return result.get();
 }
-}  // namespace
+}  // namespace internal
 
-Result<PurgeResult> EventLog::Purge(const std::vector<PurgeRequest>& requests) {
-  if (impl_->replica_) {
-    // Every node must delete the same records (a purged outcome changes what later appends
-    // fold over), so retention is a replicated operation decided by the leader.
-    Pending pending;
-    pending.purges = requests;
-    pending.purge_result = std::make_shared<PurgeResult>();
-    auto result = pending.purge_result;
-    TREATY_RETURN_IF_ERROR(ReplicateAndWait(*impl_, std::move(pending)));
-    return *result;
-  }
-  std::lock_guard<std::mutex> lock(impl_->retention_mu_);
-  return internal::Purge(*impl_->store_, requests, impl_->last_lsn_.load());
-}
-
-Result<XidExpiryResult> EventLog::ExpireXids(int64_t finished_before_unix_ms, size_t max_xids) {
-  std::unique_lock<std::mutex> lock(impl_->retention_mu_, std::defer_lock);
-  if (!impl_->replica_) lock.lock();  // cluster mode: the apply thread serializes the deletions
-  Result<std::vector<std::string>> xids = internal::ListExpiredXids(
-      *impl_->store_, finished_before_unix_ms, std::min(max_xids, kMaxXidsPerExpiry));
-  if (!xids.ok()) return xids.status();
-  if (xids->empty()) return XidExpiryResult();
-  if (impl_->replica_) {
-    Pending pending;
-    pending.xid_expiry = internal::XidExpiry{std::move(*xids), finished_before_unix_ms};
-    pending.xid_expiry_result = std::make_shared<XidExpiryResult>();
-    auto result = pending.xid_expiry_result;
-    TREATY_RETURN_IF_ERROR(ReplicateAndWait(*impl_, std::move(pending)));
-    return *result;
-  }
-  return internal::ExpireXids(*impl_->store_, *xids, finished_before_unix_ms);
-}
+// Purge: purge.cpp. FindUsedXid, ExpireXids: xids.cpp.
 
 Status EventLog::PutMeta(std::string_view key, std::string_view value) {
   if (impl_->replica_) {
     Pending pending;
     pending.meta.emplace(std::string(key), std::string(value));
-    return ReplicateAndWait(*impl_, std::move(pending));
+    return internal::ReplicateAndWait(*impl_, std::move(pending));
   }
   rocksdb::WriteOptions write_options;
   write_options.sync = true;

@@ -121,6 +121,9 @@ void ReplicaShutdown(Replica& replica);
 // The state of a cluster-mode log; Replica's.
 ClusterState ReplicaState(const Replica& replica);
 ClusterState ReplicaWait(const Replica& replica, uint64_t seen_epoch, int64_t timeout_ms);
+// Cluster mode: enqueues pending (a PutMeta, Purge or ExpireXids) and waits until this node
+// applied it; UNAVAILABLE when not serving or not committed within 10 s.
+Status ReplicateAndWait(EventLog::Impl& impl, Pending pending);
 }  // namespace internal
 
 }  // namespace treaty::log

@@ -17,6 +17,7 @@
 #include <climits>
 #include <string>
 
+#include "log/event_log_impl.h"
 #include "log/xids.h"
 
 namespace treaty::log::internal {
@@ -95,3 +96,22 @@ Result<PurgeResult> Purge(Store& store, const std::vector<PurgeRequest>& request
 }
 
 }  // namespace treaty::log::internal
+
+namespace treaty::log {
+
+Result<PurgeResult> EventLog::Purge(const std::vector<PurgeRequest>& requests) {
+  if (impl_->replica_) {
+    // Every node must delete the same records (a purged outcome changes what later appends
+    // fold over), so retention is a replicated operation decided by the leader.
+    internal::Pending pending;
+    pending.purges = requests;
+    pending.purge_result = std::make_shared<PurgeResult>();
+    auto result = pending.purge_result;
+    TREATY_RETURN_IF_ERROR(internal::ReplicateAndWait(*impl_, std::move(pending)));
+    return *result;
+  }
+  std::lock_guard<std::mutex> lock(impl_->retention_mu_);
+  return internal::Purge(*impl_->store_, requests, impl_->last_lsn_.load());
+}
+
+}  // namespace treaty::log

@@ -2,8 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <memory>
+#include <mutex>
 
+#include "log/event_log_impl.h"
 #include "log/log.h"
 
 namespace treaty::log::internal {
@@ -140,6 +143,28 @@ Result<XidExpiryResult> ExpireXids(const Store& store, const std::vector<std::st
 }  // namespace treaty::log::internal
 
 namespace treaty::log {
+
+Result<std::optional<UsedXid>> EventLog::FindUsedXid(std::string_view xid) const {
+  return internal::ReadUsedXid(*impl_->store_, xid);
+}
+
+Result<XidExpiryResult> EventLog::ExpireXids(int64_t finished_before_unix_ms, size_t max_xids) {
+  std::unique_lock<std::mutex> lock(impl_->retention_mu_, std::defer_lock);
+  if (!impl_->replica_) lock.lock();  // cluster mode: the apply thread serializes the deletions
+  Result<std::vector<std::string>> xids = internal::ListExpiredXids(
+      *impl_->store_, finished_before_unix_ms, std::min(max_xids, kMaxXidsPerExpiry));
+  if (!xids.ok()) return xids.status();
+  if (xids->empty()) return XidExpiryResult();
+  if (impl_->replica_) {
+    internal::Pending pending;
+    pending.xid_expiry = internal::XidExpiry{std::move(*xids), finished_before_unix_ms};
+    pending.xid_expiry_result = std::make_shared<XidExpiryResult>();
+    auto result = pending.xid_expiry_result;
+    TREATY_RETURN_IF_ERROR(internal::ReplicateAndWait(*impl_, std::move(pending)));
+    return *result;
+  }
+  return internal::ExpireXids(*impl_->store_, *xids, finished_before_unix_ms);
+}
 
 std::string_view UsedXidModeName(UsedXid::Mode mode) {
   return mode == UsedXid::Mode::kSaga ? "saga" : "2PC";

@@ -10,6 +10,7 @@
 #include "cli/saga_commands.h"
 #include "cli/tx_file.h"
 #include "common/random.h"
+#include "common/text.h"
 #include "net/cluster_client.h"
 #include "net/proto_codec.h"
 #include "treaty/v1/methods.h"
@@ -72,16 +73,7 @@ void PrintError(std::ostream& err, const Status& s, const std::string& xid) {
   }
 }
 
-std::string FormatUnixMs(int64_t ms) {
-  if (ms <= 0) return "-";
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  std::ostringstream s;
-  s << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S") << "." << std::setw(3) << std::setfill('0')
-    << ms % 1000 << "Z";
-  return s.str();
-}
+std::string FormatUnixMs(int64_t ms) { return ms <= 0 ? "-" : FormatRfc3339Ms(ms); }
 
 int ExitCodeFor(const Status& s) {
   switch (s.code()) {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <ctime>
 #include <string>
+#include <utility>
 
 namespace treaty {
 
@@ -33,6 +34,28 @@ Result<int64_t> ParseDurationMs(std::string_view text, bool bare_number_is_ms) {
         (bare_number_is_ms ? "0, 500ms, 90s, 10m, 24h, 7d)" : "500ms, 90s, 10m, 2h, 7d)"));
   }
   return *n * scale;
+}
+
+std::string FormatDurationMs(int64_t ms) {
+  if (ms == 0) return "0";
+  for (const auto& [unit, scale] : {std::pair{"d", 86'400'000}, std::pair{"h", 3'600'000},
+                                    std::pair{"m", 60'000}, std::pair{"s", 1000}}) {
+    if (ms % scale == 0) return std::to_string(ms / scale) + unit;
+  }
+  return std::to_string(ms) + "ms";
+}
+
+std::string FormatRfc3339Ms(int64_t unix_ms) {
+  // Floor division, so that times before 1970 get a non-negative fraction too.
+  const int64_t millis = ((unix_ms % 1000) + 1000) % 1000;
+  const auto seconds = static_cast<std::time_t>((unix_ms - millis) / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  const size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+  char fraction[8];
+  std::snprintf(fraction, sizeof fraction, ".%03dZ", static_cast<int>(millis));
+  return std::string(text, n) + fraction;
 }
 
 std::optional<int64_t> ParseRfc3339Ms(std::string_view text) {

@@ -6,6 +6,8 @@
 
 #include <chrono>
 
+#include "coordinator/transactions.h"
+
 namespace treaty::coordinator {
 
 void IoTimers::After(int64_t delay_ms, std::function<void()> fn) {
@@ -45,6 +47,13 @@ void EventLogPort::Barrier(std::function<void(Status)> done) {
   log_.Barrier(pending_.Track([this, done = std::move(done)](Status s, uint64_t) mutable {
     asio::post(io_, [done = std::move(done), s = std::move(s)] { done(s); });
   }));
+}
+
+Result<std::optional<v1::Outcome>> EventLogPort::RememberedOutcome(std::string_view xid) const {
+  Result<std::optional<log::UsedXid>> used = log_.FindUsedXid(xid);
+  if (!used.ok()) return used.status();
+  if (!used->has_value()) return std::optional<v1::Outcome>();
+  return std::optional<v1::Outcome>(OutcomeOfUsedXid(**used));
 }
 
 Result<std::string> RegistryRouter::AnyInstance(const std::string& service,

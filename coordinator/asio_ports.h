@@ -61,6 +61,7 @@ class EventLogPort final : public driver::LogPort {
   Result<std::optional<v1::TxnRecord>> Find(std::string_view xid) const override {
     return log_.Find(xid);
   }
+  Result<std::optional<v1::Outcome>> RememberedOutcome(std::string_view xid) const override;
 
  private:
   log::EventLog& log_;

@@ -4,6 +4,7 @@
 
 #include "coordinator/coordinator_impl.h"
 #include "coordinator/resolve.h"
+#include "coordinator/transactions.h"
 #include "saga/definition.h"
 #include "treaty/v1/methods.h"
 #include "treaty/v1/participant.pb.h"
@@ -42,7 +43,8 @@ void Coordinator::Impl::HandleSubmit(v1::SubmitRequest req, net::Responder respo
   twopc->Submit(std::move(in), [this, &req](twopc::Submit& s) {
     std::vector<std::string> services;
     for (const auto& b : s.branches) services.push_back(b.service());
-    Status admitted = Admit(services, req.client_id());
+    Status admitted = RefuseUsedXid(*log, s.xid, options.read_side.xid_retention_ms);
+    if (admitted.ok()) admitted = Admit(services, req.client_id());
     if (admitted.ok()) admitted = ChooseInstances(s.xid, s.branches);
     return Counted(s.xid, std::move(admitted));
   });
@@ -125,7 +127,8 @@ void Coordinator::Impl::HandleSubmitSaga(v1::SubmitSagaRequest req, net::Respond
   sagas->Submit(std::move(in), [this, &req](saga::Submit& s) {
     std::vector<std::string> services;
     for (const auto& step : s.definition.steps()) services.push_back(step.service());
-    Status admitted = Admit(services, req.client_id());
+    Status admitted = RefuseUsedXid(*log, s.xid, options.read_side.xid_retention_ms);
+    if (admitted.ok()) admitted = Admit(services, req.client_id());
     if (admitted.ok()) admitted = ChooseInstances(s.xid, s.definition);
     return Counted(s.xid, std::move(admitted));
   });

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "common/text.h"
 #include "coordinator/cluster_mode.h"
 #include "coordinator/coordinator.h"
 #include "log/log.h"
@@ -27,6 +28,23 @@ using treaty::coordinator::CoordinatorOptions;
 // How often the role loop looks at the node's Raft state when nothing changes (it wakes at once
 // on a change), and so the longest SIGINT/SIGTERM waits to be noticed, milliseconds.
 constexpr int64_t kRolePollMs = 200;
+
+// The retention flags' rules that a single flag's parse cannot check.
+Status CheckRetentions(const treaty::coordinator::ReadSideOptions& r) {
+  if (r.retention_interval_ms <= 0) {
+    return Status::InvalidArgument("--retention-interval must be positive (e.g. 10s)");
+  }
+  if (r.xid_retention_ms > 0 && r.summary_retention_ms > 0 &&
+      r.xid_retention_ms < r.summary_retention_ms) {
+    return Status::InvalidArgument(
+        "--xid-retention " + treaty::FormatDurationMs(r.xid_retention_ms) +
+        " is shorter than --readmodel-retention " +
+        treaty::FormatDurationMs(r.summary_retention_ms) +
+        ": an xid must be refused at least as long as its summary is kept; raise it (or 0: "
+        "forever)");
+  }
+  return Status::Ok();
+}
 
 // Set by on_fatal (any thread), read by main after the signal it sends.
 struct FatalState {
@@ -198,12 +216,19 @@ int main(int argc, char** argv) {
   app.add_option("--admission-burst", options.admission.burst,
                  "Token bucket capacity per client id")
       ->capture_default_str();
-  std::string event_retention = "24h", readmodel_retention = "7d";
+  std::string event_retention = "24h", readmodel_retention = "7d", xid_retention = "30d";
+  std::string retention_interval = "10s";
   app.add_option("--event-retention", event_retention,
                  "Delete events of finished transactions this long after END (0: keep)")
       ->capture_default_str();
   app.add_option("--readmodel-retention", readmodel_retention,
                  "Delete transaction summaries this long after END (0: keep)")
+      ->capture_default_str();
+  app.add_option("--xid-retention", xid_retention,
+                 "Refuse a finished transaction's xid this long after END (0: forever); at least "
+                 "--readmodel-retention")
+      ->capture_default_str();
+  app.add_option("--retention-interval", retention_interval, "Time between retention passes")
       ->capture_default_str();
   app.add_flag("--rebuild-readmodel", options.read_side.rebuild_at_start,
                "Rebuild the read model from the log before serving");
@@ -256,16 +281,23 @@ int main(int argc, char** argv) {
   }
   options.group_commit = !no_group_commit;
   options.read_side.enabled = !no_readmodel;
-  for (auto [flag, text, out] : {std::tuple{"--event-retention", &event_retention,
-                                            &options.read_side.event_retention_ms},
-                                 std::tuple{"--readmodel-retention", &readmodel_retention,
-                                            &options.read_side.summary_retention_ms}}) {
+  for (auto [flag, text, out] :
+       {std::tuple{"--event-retention", &event_retention, &options.read_side.event_retention_ms},
+        std::tuple{"--readmodel-retention", &readmodel_retention,
+                   &options.read_side.summary_retention_ms},
+        std::tuple{"--xid-retention", &xid_retention, &options.read_side.xid_retention_ms},
+        std::tuple{"--retention-interval", &retention_interval,
+                   &options.read_side.retention_interval_ms}}) {
     auto ms = treaty::coordinator::ParseDurationMs(*text);
     if (!ms.ok()) {
       std::fprintf(stderr, "treatyd: %s: %s\n", flag, ms.status().message().c_str());
       return 2;
     }
     *out = *ms;
+  }
+  if (Status s = CheckRetentions(options.read_side); !s.ok()) {
+    std::fprintf(stderr, "treatyd: %s\n", s.ToString().c_str());
+    return 2;
   }
   auto policy = treaty::coordinator::ParseLbPolicy(lb_default);
   if (!policy.ok()) {

@@ -149,6 +149,19 @@ v1::TxSummary SummaryFromRecord(const v1::TxnRecord& rec) {
   return s;
 }
 
+// NOT_FOUND for an xid neither the read model nor the log has a record of: when the log still
+// remembers it as used, saying when it finished; else that it is unknown.
+Status NotFound(const log::EventLog& log, const std::string& xid) {
+  auto used = log.FindUsedXid(xid);
+  if (!used.ok()) return used.status();
+  if (used->has_value()) {
+    return Status::NotFound(DescribeUsedXid(xid, **used) +
+                            "; its details are past their retention (--readmodel-retention)");
+  }
+  return Status::NotFound("no transaction with xid " + xid +
+                          " (never submitted, not yet logged, or past its retention)");
+}
+
 }  // namespace
 
 Result<int64_t> ParseDurationMs(std::string_view text) {
@@ -191,10 +204,7 @@ Result<std::string> ReadSide::Impl::Get(const v1::GetTransactionRequest& req) co
   }
   auto found = log.Find(req.xid());
   if (!found.ok()) return found.status();
-  if (!found->has_value()) {
-    return Status::NotFound("no transaction with xid " + req.xid() +
-                            " (never submitted, not yet logged, or past its retention)");
-  }
+  if (!found->has_value()) return NotFound(log, req.xid());
   *resp.mutable_transaction() = TransactionFromRecord(**found);
   return resp.SerializeAsString();
 }
@@ -240,7 +250,7 @@ HttpReply ReadSide::Impl::HttpGet(const HttpRequest& req) const {
   if (summary->has_value()) return JsonReply(**summary);
   auto found = log.Find(xid);
   if (!found.ok()) return ErrorReply(found.status());
-  if (!found->has_value()) return ErrorReply(Status::NotFound("no transaction with xid " + xid));
+  if (!found->has_value()) return ErrorReply(NotFound(log, xid));
   return JsonReply(SummaryFromRecord(**found));
 }
 
@@ -280,6 +290,8 @@ Result<std::unique_ptr<ReadSide>> ReadSide::Open(const ReadSideOptions& options,
   model_options.dir = data_dir + "/readmodel";
   model_options.event_retention_ms = options.event_retention_ms;
   model_options.summary_retention_ms = options.summary_retention_ms;
+  model_options.xid_retention_ms = options.xid_retention_ms;
+  model_options.retention_interval_ms = options.retention_interval_ms;
   model_options.stuck_after_ms = options.stuck_after_ms;
   model_options.max_watchers = options.max_watchers;
   auto model = readmodel::ReadModel::Open(model_options, log, clock);

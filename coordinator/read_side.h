@@ -13,7 +13,7 @@
 // HTTP routes (on the admin server's threads; no live overlay there):
 //   GET /v1/transactions?state=&service=&mode=&since=&until=&limit=&page_token=
 //       since/until: Unix milliseconds or RFC 3339 ("2026-01-02T15:04:05Z"); state by name
-//   GET /v1/transactions/{xid}     the summary (404 if unknown)
+//   GET /v1/transactions/{xid}     the summary (404 if unknown or expired)
 //   GET /v1/stats                  GET /v1/attention?limit=
 // Bodies are the JSON form of the query.proto messages (lowerCamelCase, 64-bit ints as strings);
 // errors are {"error": "..."} with 400, 404 or 503.
@@ -54,6 +54,12 @@ struct ReadSideOptions {
   // 0 keeps them forever. Never before the events are gone. treatyd --readmodel-retention.
   // Default 7 days.
   int64_t summary_retention_ms = 7LL * 24 * 3'600'000;
+  // After its summary expired, the log remembers an xid as used (Submit refuses it, QueryOutcome
+  // answers its outcome) until this long after END, milliseconds; 0 = forever. At least
+  // summary_retention_ms unless either is 0. treatyd --xid-retention. Default 30 days.
+  int64_t xid_retention_ms = 30LL * 24 * 3'600'000;
+  // Time between retention passes, milliseconds. treatyd --retention-interval. Default 10 s.
+  int64_t retention_interval_ms = 10'000;
   // Rebuild the read model from the log at startup, before serving. treatyd --rebuild-readmodel.
   bool rebuild_at_start = false;
   // A decided transaction not finished after this long is listed by /v1/attention,

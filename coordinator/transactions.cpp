@@ -1,5 +1,8 @@
 #include "coordinator/transactions.h"
 
+#include <fmt/format.h>
+
+#include "common/text.h"
 #include "saga/saga_core.h"
 
 namespace treaty::coordinator {
@@ -24,6 +27,28 @@ v1::Transaction TransactionFromRecord(const v1::TxnRecord& rec) {
     b->set_acknowledged(finished);
   }
   return tx;
+}
+
+v1::Outcome OutcomeOfUsedXid(const log::UsedXid& used) {
+  return used.outcome == log::UsedXid::Outcome::kCommitted ? v1::OUTCOME_COMMIT : v1::OUTCOME_ABORT;
+}
+
+std::string DescribeUsedXid(std::string_view xid, const log::UsedXid& used) {
+  return fmt::format("xid {} was used by a {} transaction that finished at {} ({})", xid,
+                     log::UsedXidModeName(used.mode), FormatRfc3339Ms(used.finished_unix_ms),
+                     log::UsedXidOutcomeName(used.outcome));
+}
+
+Status RefuseUsedXid(const log::EventLog& log, std::string_view xid, int64_t xid_retention_ms) {
+  Result<std::optional<log::UsedXid>> used = log.FindUsedXid(xid);
+  if (!used.ok()) return used.status();
+  if (!used->has_value()) return Status::Ok();
+  const std::string window = xid_retention_ms > 0
+                                 ? fmt::format("for {} after they finish (--xid-retention)",
+                                               FormatDurationMs(xid_retention_ms))
+                                 : std::string("forever (--xid-retention 0)");
+  return Status::AlreadyExists(fmt::format("{}; xids are remembered {}; use a new xid",
+                                           DescribeUsedXid(xid, **used), window));
 }
 
 }  // namespace treaty::coordinator

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "treaty/v1/coordinator.pb.h"
 #include "treaty/v1/log.pb.h"
 
 namespace treaty::driver {
@@ -43,6 +44,10 @@ class LogPort {
   virtual void Barrier(std::function<void(Status)> done) = 0;
   // The transaction's durable record as this node has applied it; nullopt if never logged.
   virtual Result<std::optional<v1::TxnRecord>> Find(std::string_view xid) const = 0;
+  // For an xid Find no longer knows because retention dropped its record: the outcome it had
+  // (COMMIT for a committed 2PC transaction, ABORT otherwise) while the log remembers the xid as
+  // used; nullopt for an xid the log never knew.
+  virtual Result<std::optional<v1::Outcome>> RememberedOutcome(std::string_view xid) const = 0;
 };
 
 // One request to a participant instance.

@@ -46,7 +46,11 @@ void TwoPcDriver::QueryOutcome(const std::string& xid,
     if (auto outcome = core_.OutcomeOf(xid)) return done(*outcome);
     Result<std::optional<v1::TxnRecord>> found = ports_.log->Find(xid);
     if (!found.ok()) return done(found.status());
-    done(found->has_value() ? twopc::OutcomeOfRecord(**found) : v1::OUTCOME_ABORT);
+    if (found->has_value()) return done(twopc::OutcomeOfRecord(**found));
+    // Retention dropped the record, or the xid is unknown: presumed abort only for the latter.
+    Result<std::optional<v1::Outcome>> remembered = ports_.log->RememberedOutcome(xid);
+    if (!remembered.ok()) return done(remembered.status());
+    done(remembered->value_or(v1::OUTCOME_ABORT));
   });
 }
 

@@ -66,7 +66,8 @@ class TwoPcDriver {
   // Resumes the unfinished 2PC transactions among records (twopc::TwoPcCore::Recover).
   void Recover(const std::vector<v1::TxnRecord>& records);
   // A participant in doubt asks for xid's outcome: the core's answer if it holds xid, else the
-  // log's once a Barrier proved the log complete (an xid never logged: ABORT, presumed abort).
+  // log's once a Barrier proved the log complete (the outcome of a remembered xid whose record
+  // retention dropped; an xid never logged: ABORT, presumed abort).
   // UNAVAILABLE if the barrier fails (this node may not lead any more).
   void QueryOutcome(const std::string& xid, std::function<void(Result<v1::Outcome>)> done);
 

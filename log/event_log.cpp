@@ -4,6 +4,7 @@
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -18,7 +19,6 @@
 
 #include "log/event_log_impl.h"
 #include "log/log.h"
-#include "log/purge.h"
 #include "log/store.h"
 
 namespace treaty::log {
@@ -405,8 +405,7 @@ Result<std::vector<v1::LogRecord>> EventLog::Read(uint64_t from_lsn, size_t max)
   return out;
 }
 
-namespace {
-// Cluster mode: replicates pending and waits for it to be applied here.
+namespace internal {
 Status ReplicateAndWait(EventLog::Impl& impl, Pending pending) {
   auto done = std::make_shared<std::promise<Status>>();
   std::future<Status> result = done->get_future();
@@ -417,27 +416,15 @@ Status ReplicateAndWait(EventLog::Impl& impl, Pending pending) {
   }
   return result.get();
 }
-}  // namespace
+}  // namespace internal
 
-Result<PurgeResult> EventLog::Purge(const std::vector<PurgeRequest>& requests) {
-  if (impl_->replica_) {
-    // Every node must delete the same records (a purged outcome changes what later appends
-    // fold over), so retention is a replicated operation decided by the leader.
-    Pending pending;
-    pending.purges = requests;
-    pending.purge_result = std::make_shared<PurgeResult>();
-    auto result = pending.purge_result;
-    TREATY_RETURN_IF_ERROR(ReplicateAndWait(*impl_, std::move(pending)));
-    return *result;
-  }
-  return internal::Purge(*impl_->store_, requests, impl_->last_lsn_.load());
-}
+// Purge: purge.cpp. FindUsedXid, ExpireXids: xids.cpp.
 
 Status EventLog::PutMeta(std::string_view key, std::string_view value) {
   if (impl_->replica_) {
     Pending pending;
     pending.meta.emplace(std::string(key), std::string(value));
-    return ReplicateAndWait(*impl_, std::move(pending));
+    return internal::ReplicateAndWait(*impl_, std::move(pending));
   }
   rocksdb::WriteOptions write_options;
   write_options.sync = true;

@@ -10,7 +10,7 @@
 // Restart: RocksDB is written without fsync (the Raft log is the durable copy); libraft replays
 // every entry after its last snapshot and entries at or below the stored applied index are
 // skipped, so each entry takes effect exactly once. A snapshot is the whole applied state (every
-// column family); restoring one replaces the state when it is newer than ours.
+// column family, log/snapshot.cpp); restoring one replaces the state when it is newer than ours.
 
 #include <fmt/format.h>
 #include <rocksdb/write_batch.h>
@@ -28,7 +28,9 @@
 #include "log/event_log_impl.h"
 #include "log/purge.h"
 #include "log/raft_node.h"
+#include "log/snapshot.h"
 #include "log/store.h"
+#include "log/xids.h"
 
 namespace treaty::log::internal {
 namespace {
@@ -150,6 +152,11 @@ class Replica final : public RaftHost {
           op->set_drop_outcome(r.drop_outcome);
           op->set_ended_before_unix_ms(r.ended_before_unix_ms);
         }
+        if (p.xid_expiry) {
+          v1::XidExpiryOp* op = entry.add_xid_expiries();
+          *op->mutable_xids() = {p.xid_expiry->xids.begin(), p.xid_expiry->xids.end()};
+          op->set_finished_before_unix_ms(p.xid_expiry->finished_before_unix_ms);
+        }
       }
       std::string bytes;
       if (!entry.SerializeToString(&bytes)) {
@@ -212,7 +219,7 @@ class Replica final : public RaftHost {
     const bool mine =
         entry.proposer() == impl_->options_.cluster->node_id && proposals_.count(entry.seq()) > 0;
 
-    // Retention first (its own write; applying it again after a crash is harmless).
+    // Retention first (its own writes; applying them again after a crash is harmless).
     std::vector<PurgeResult> purge_results;
     for (const v1::PurgeOp& op : entry.purges()) {
       PurgeRequest r;
@@ -223,6 +230,13 @@ class Replica final : public RaftHost {
       Result<PurgeResult> done = internal::Purge(*impl_->store_, {r}, impl_->last_lsn_.load());
       if (!done.ok()) return done.status();
       purge_results.push_back(*done);
+    }
+    std::vector<XidExpiryResult> expiry_results;
+    for (const v1::XidExpiryOp& op : entry.xid_expiries()) {
+      Result<XidExpiryResult> done = ExpireXids(
+          *impl_->store_, {op.xids().begin(), op.xids().end()}, op.finished_before_unix_ms());
+      if (!done.ok()) return done.status();
+      expiry_results.push_back(*done);
     }
 
     rocksdb::WriteBatch wb;
@@ -260,31 +274,11 @@ class Replica final : public RaftHost {
       impl_->last_lsn_.store(next - 1);
       impl_->events_.fetch_add(next - first);
     }
-    if (mine) Finish(entry.seq(), append_results, append_last, purge_results);
+    if (mine) Finish(entry.seq(), append_results, append_last, purge_results, expiry_results);
     return Status::Ok();
   }
 
-  Result<std::string> Snapshot() override {
-    v1::RaftSnapshot snap;
-    snap.set_applied_index(applied_index_);
-    const Store& store = *impl_->store_;
-    for (rocksdb::ColumnFamilyHandle* family :
-         {store.events(), store.txns(), store.outcomes(), store.meta()}) {
-      v1::SnapshotFamily* out = snap.add_families();
-      out->set_name(family->GetName());
-      std::unique_ptr<rocksdb::Iterator> it(
-          store.db()->NewIterator(rocksdb::ReadOptions(), family));
-      for (it->SeekToFirst(); it->Valid(); it->Next()) {
-        out->add_keys(it->key().ToString());
-        out->add_values(it->value().ToString());
-      }
-      if (!it->status().ok()) return FromRocks(it->status(), "snapshot: cannot read the state");
-    }
-    std::string bytes;
-    if (!snap.SerializeToString(&bytes)) return Status::Internal("snapshot too large to encode");
-    spdlog::info("raft: snapshot at applied index {} ({} bytes)", applied_index_, bytes.size());
-    return bytes;
-  }
+  Result<std::string> Snapshot() override { return EncodeSnapshot(*impl_->store_, applied_index_); }
 
   Status Restore(std::string_view bytes) override {
     v1::RaftSnapshot snap;
@@ -293,46 +287,11 @@ class Replica final : public RaftHost {
       // Our own state already includes everything the snapshot has (the usual case at startup).
       return Status::Ok();
     }
-    const Store& store = *impl_->store_;
-    rocksdb::WriteBatch wb;
-    std::map<std::string, rocksdb::ColumnFamilyHandle*> families = {
-        {store.events()->GetName(), store.events()},
-        {store.txns()->GetName(), store.txns()},
-        {store.outcomes()->GetName(), store.outcomes()},
-        {store.meta()->GetName(), store.meta()}};
-    for (const auto& [name, family] : families) {
-      std::unique_ptr<rocksdb::Iterator> it(
-          store.db()->NewIterator(rocksdb::ReadOptions(), family));
-      for (it->SeekToFirst(); it->Valid(); it->Next()) {
-        if (family == store.meta() && it->key().ToStringView() == "schema") continue;
-        wb.Delete(family, it->key()).PermitUncheckedError();
-      }
-      if (!it->status().ok()) return FromRocks(it->status(), "restore: cannot read the state");
-    }
-    for (const v1::SnapshotFamily& f : snap.families()) {
-      auto it = families.find(f.name());
-      if (it == families.end() || f.keys_size() != f.values_size()) {
-        return Status::Corruption(fmt::format("a Raft snapshot has a bad family \"{}\"", f.name()));
-      }
-      for (int i = 0; i < f.keys_size(); ++i) {
-        wb.Put(it->second, f.keys(i), f.values(i)).PermitUncheckedError();
-      }
-    }
-    wb.Put(store.meta(), std::string(kAppliedIndexKey), EncodeIndex(snap.applied_index()))
-        .PermitUncheckedError();
-    rocksdb::WriteOptions sync;
-    sync.sync = true;
-    const rocksdb::Status s = store.db()->Write(sync, &wb);
-    if (!s.ok()) return FromRocks(s, "restore: cannot write the snapshot's state");
-    // The newest event is never purged, so the last events key is the log's last lsn.
-    std::unique_ptr<rocksdb::Iterator> it(
-        store.db()->NewIterator(rocksdb::ReadOptions(), store.events()));
-    it->SeekToLast();
-    uint64_t last = 0;
-    if (it->Valid()) last = ParseLsnKey(it->key().ToStringView()).value_or(0);
-    impl_->last_lsn_.store(last);
+    Result<uint64_t> last = RestoreSnapshot(*impl_->store_, snap);
+    if (!last.ok()) return last.status();
+    impl_->last_lsn_.store(*last);
     spdlog::info("raft: restored a snapshot at applied index {} (was {}), last lsn {}",
-                 snap.applied_index(), applied_index_, last);
+                 snap.applied_index(), applied_index_, *last);
     applied_index_ = snap.applied_index();
     return Status::Ok();
   }
@@ -374,7 +333,8 @@ class Replica final : public RaftHost {
 
   // Completes the callers of an applied entry of ours.
   void Finish(uint64_t seq, std::vector<Status>& append_results,
-              const std::vector<uint64_t>& append_last, const std::vector<PurgeResult>& purged) {
+              const std::vector<uint64_t>& append_last, const std::vector<PurgeResult>& purged,
+              const std::vector<XidExpiryResult>& expired) {
     auto it = proposals_.find(seq);
     std::vector<Pending> batch = std::move(it->second);
     proposals_.erase(it);
@@ -383,6 +343,7 @@ class Replica final : public RaftHost {
     std::vector<uint64_t> last(batch.size(), 0);
     size_t next_append = 0;
     size_t next_purge = 0;
+    size_t next_expiry = 0;
     for (size_t i = 0; i < batch.size(); ++i) {
       if (!batch[i].events.empty()) {
         results[i] = std::move(append_results[next_append]);
@@ -398,6 +359,7 @@ class Replica final : public RaftHost {
           batch[i].purge_result->foreign += r.foreign;
         }
       }
+      if (batch[i].xid_expiry) *batch[i].xid_expiry_result = expired[next_expiry++];
     }
     impl_->appends_.fetch_add(batch.size());
     EventLog::Impl::Complete(batch, results, last);

@@ -22,8 +22,14 @@
 namespace treaty::log {
 namespace internal {
 
+// Cluster mode: an ExpireXids as the leader decided it (the xids it picked and the cutoff).
+struct XidExpiry {
+  std::vector<std::string> xids;
+  int64_t finished_before_unix_ms = 0;
+};
+
 // One caller's request waiting in the queue: an Append, or (barrier) nothing but a completion
-// point; in cluster mode also a replicated PutMeta or Purge.
+// point; in cluster mode also a replicated PutMeta, Purge or ExpireXids.
 struct Pending {
   std::vector<v1::LogEvent> events;
   AppendDone done;
@@ -32,6 +38,8 @@ struct Pending {
   std::optional<std::pair<std::string, std::string>> meta;  // cluster mode: a PutMeta
   std::vector<PurgeRequest> purges;                         // cluster mode: a Purge
   std::shared_ptr<PurgeResult> purge_result;                // ... and where its result goes
+  std::optional<XidExpiry> xid_expiry;                      // cluster mode: an ExpireXids
+  std::shared_ptr<XidExpiryResult> xid_expiry_result;       // ... and where its result goes
 };
 
 // A transaction record as the batch under construction sees it.
@@ -85,6 +93,8 @@ struct EventLog::Impl {
   std::deque<internal::Pending> queue_;  // guarded by mu_
   bool stopping_ = false;                // guarded by mu_
   std::thread writer_;
+  // Single node: serializes Purge and ExpireXids (log/xids.h). Cluster mode: the apply thread does.
+  std::mutex retention_mu_;
 
   // Owned by the writer thread (the raft thread in cluster mode).
   Status failed_;                                   // set for good after a failed database write
@@ -111,6 +121,9 @@ void ReplicaShutdown(Replica& replica);
 // The state of a cluster-mode log; Replica's.
 ClusterState ReplicaState(const Replica& replica);
 ClusterState ReplicaWait(const Replica& replica, uint64_t seen_epoch, int64_t timeout_ms);
+// Cluster mode: enqueues pending (a PutMeta, Purge or ExpireXids) and waits until this node
+// applied it; UNAVAILABLE when not serving or not committed within 10 s.
+Status ReplicateAndWait(EventLog::Impl& impl, Pending pending);
 }  // namespace internal
 
 }  // namespace treaty::log

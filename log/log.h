@@ -5,13 +5,16 @@
 //   txns      xid -> treaty.v1.TxnRecord                       active (unfinished) transactions
 //   outcomes  xid -> treaty.v1.TxnRecord                       finished (COMMITTED/ABORTED)
 //   meta      key -> bytes   schema marker, registered services ("service/<name>"), ...
+//   xids      xid -> UsedXid (a few bytes)                     finished, outcome record dropped
 // An Append writes the events and the folded txns/outcomes records in one WriteBatch, so the
 // per-transaction records never disagree with the events.
 //
 // Retention (Purge): once the read model has projected a finished transaction and its retention
 // passed, its events are deleted; its outcomes record stays (QueryOutcome from participants in
 // doubt and idempotent resubmission rely on it) until the read model's longer summary retention
-// passes. The txns family is never purged.
+// passes. Dropping the outcomes record writes the xid's UsedXid in the same WriteBatch, so a
+// finished xid is never unknown in between; that record has a retention of its own (ExpireXids),
+// after which the xid is unknown. The txns family is never purged.
 //
 // Group commit: Append only enqueues. One writer thread drains everything queued into a single
 // WriteBatch, writes it with sync=true (one fsync), then completes every caller of that batch.
@@ -128,9 +131,8 @@ struct PurgeRequest {
   std::string xid;
   // Lsns of xid's event records to delete (the caller, the read model's projector, saw them).
   std::vector<uint64_t> lsns;
-  // Also delete xid's record in outcomes. After that the log no longer knows the xid: a
-  // participant asking for its outcome gets ABORT (presumed abort) and a Submit with the same xid
-  // starts a new transaction. Only do this long after END, when neither can happen any more.
+  // Also delete xid's record in outcomes, and remember the xid in xids instead (same WriteBatch):
+  // Find no longer returns it, FindUsedXid does until ExpireXids deletes it.
   bool drop_outcome = false;
   // Nothing is deleted unless xid finished (its record is in outcomes) with its last event
   // (updated_unix_ms) at or before this time, Unix milliseconds.
@@ -139,9 +141,31 @@ struct PurgeRequest {
 
 struct PurgeResult {
   uint64_t events_deleted = 0;    // event records deleted
-  uint64_t outcomes_deleted = 0;  // outcomes records deleted
+  uint64_t outcomes_deleted = 0;  // outcomes records deleted (each xid remembered in xids)
   uint64_t skipped = 0;  // requests refused: xid not finished, finished too recently, or unknown
   uint64_t foreign = 0;  // listed lsns whose record belongs to another xid (left alone)
+};
+
+// What the log remembers of a finished xid once retention dropped its outcomes record (the xids
+// column family): enough to refuse its reuse and to answer a participant in doubt.
+struct UsedXid {
+  enum class Mode : uint8_t { kTwoPc = 1, kSaga = 2 };
+  // The final state: kCommitted / kAborted for 2PC, kCompleted / kCompensated for a saga.
+  enum class Outcome : uint8_t { kCommitted = 1, kAborted = 2, kCompleted = 3, kCompensated = 4 };
+  Mode mode = Mode::kTwoPc;
+  Outcome outcome = Outcome::kAborted;
+  int64_t finished_unix_ms = 0;  // time of the transaction's last event (END), Unix milliseconds
+};
+std::string_view UsedXidModeName(UsedXid::Mode mode);           // "2PC", "saga"
+std::string_view UsedXidOutcomeName(UsedXid::Outcome outcome);  // "committed", "aborted", ...
+
+// Most xids one ExpireXids call deletes: keeps one Raft entry (an xid is at most 128 bytes) under
+// about 0.5 MiB and one synced WriteBatch small.
+inline constexpr size_t kMaxXidsPerExpiry = 4096;
+
+struct XidExpiryResult {
+  uint64_t expired = 0;  // remembered xids deleted
+  uint64_t skipped = 0;  // picked but no longer remembered, or re-remembered with a later finish
 };
 
 // Called once per Append, on the log's writer thread, after the events are durable (or failed).
@@ -183,8 +207,16 @@ class EventLog {
   // Every unfinished transaction (the txns column family). For recovery.
   Result<std::vector<v1::TxnRecord>> LoadActive() const;
 
-  // The transaction's record, active or finished; nullopt if the xid was never logged.
+  // The transaction's record, active or finished; nullopt if the xid was never logged, or if
+  // retention dropped its outcomes record (then ask FindUsedXid).
   Result<std::optional<v1::TxnRecord>> Find(std::string_view xid) const;
+
+  // What the log remembers of an xid whose outcomes record retention dropped; nullopt if it
+  // remembers nothing (never logged, expired by ExpireXids, or still in txns/outcomes: Find).
+  // Call it after Find returned nullopt: a Purge drops the outcome and writes this record in one
+  // WriteBatch, so in that order no finished xid is ever missed. Append does not consult it:
+  // refusing to begin a remembered xid again is the caller's decision.
+  Result<std::optional<UsedXid>> FindUsedXid(std::string_view xid) const;
 
   // Up to max records with lsn >= from_lsn, in lsn order (lsns deleted by Purge are absent).
   // CORRUPTION names the bad lsn.
@@ -200,6 +232,15 @@ class EventLog {
   // purgeable). A purged lsn is simply absent: Read skips it. Errors: UNAVAILABLE / CORRUPTION from
   // RocksDB, with nothing deleted.
   Result<PurgeResult> Purge(const std::vector<PurgeRequest>& requests);
+
+  // Retention of the remembered xids: deletes the records of up to max_xids (capped at
+  // kMaxXidsPerExpiry) xids that finished at or before finished_before_unix_ms, oldest first;
+  // those xids are unknown afterwards. Fewer than max_xids expired means none older is left.
+  // The xids are picked from this node's state; in cluster mode the deletion is then replicated
+  // (a RaftEntry's XidExpiryOp, like Purge) and every node deletes the same records, so only the
+  // serving leader may call it (else UNAVAILABLE). Nothing to expire: OK without a write. A
+  // repeated call is harmless. Errors: UNAVAILABLE / CORRUPTION from RocksDB, nothing deleted.
+  Result<XidExpiryResult> ExpireXids(int64_t finished_before_unix_ms, size_t max_xids);
 
   // Meta entries. PutMeta is synced. ScanMeta returns every (key, value) whose key starts with
   // prefix, in key order.

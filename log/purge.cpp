@@ -5,7 +5,8 @@
 // the writer only to fold a new event of an xid that already finished; the coordinator appends
 // such an event only for an xid it holds in memory, which a transaction finished longer ago than
 // the summary retention is not. Should one still slip in between our check and our delete, the
-// worst case is that the outcome (which was being dropped anyway) is dropped.
+// worst case is that the outcome (which was being dropped anyway) is dropped. The xids family is
+// not touched by the writer at all.
 
 #include "log/purge.h"
 
@@ -15,6 +16,9 @@
 
 #include <climits>
 #include <string>
+
+#include "log/event_log_impl.h"
+#include "log/xids.h"
 
 namespace treaty::log::internal {
 namespace {
@@ -80,17 +84,34 @@ Result<PurgeResult> Purge(Store& store, const std::vector<PurgeRequest>& request
       ++result.events_deleted;
     }
     if (request.drop_outcome) {
+      // The xid stays known: remembered in xids, in the same batch that forgets its outcome.
+      TREATY_RETURN_IF_ERROR(StageUsedXid(store, request.xid, UsedXidOf(**rec), &wb));
       const rocksdb::Status d = wb.Delete(store.outcomes(), request.xid);
       if (!d.ok()) return FromRocks(d, "cannot stage an outcome deletion");
       ++result.outcomes_deleted;
     }
   }
-  if (wb.Count() == 0) return result;
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  const rocksdb::Status s = store.db()->Write(sync, &wb);
-  if (!s.ok()) return FromRocks(s, fmt::format("cannot purge from the log in {}", store.dir()));
+  TREATY_RETURN_IF_ERROR(WriteSynced(store, &wb, "cannot purge from the log"));
   return result;
 }
 
 }  // namespace treaty::log::internal
+
+namespace treaty::log {
+
+Result<PurgeResult> EventLog::Purge(const std::vector<PurgeRequest>& requests) {
+  if (impl_->replica_) {
+    // Every node must delete the same records (a purged outcome changes what later appends
+    // fold over), so retention is a replicated operation decided by the leader.
+    internal::Pending pending;
+    pending.purges = requests;
+    pending.purge_result = std::make_shared<PurgeResult>();
+    auto result = pending.purge_result;
+    TREATY_RETURN_IF_ERROR(internal::ReplicateAndWait(*impl_, std::move(pending)));
+    return *result;
+  }
+  std::lock_guard<std::mutex> lock(impl_->retention_mu_);
+  return internal::Purge(*impl_->store_, requests, impl_->last_lsn_.load());
+}
+
+}  // namespace treaty::log

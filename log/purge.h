@@ -11,6 +11,7 @@
 namespace treaty::log::internal {
 
 // EventLog::Purge. newest_lsn is the log's last lsn: that record is never deleted.
+// REQUIRES: serialized with ExpireXids (log/xids.h).
 Result<PurgeResult> Purge(Store& store, const std::vector<PurgeRequest>& requests,
                           uint64_t newest_lsn);
 

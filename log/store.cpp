@@ -26,7 +26,7 @@ class SilentLogger final : public rocksdb::Logger {
 const std::vector<std::string>& TreatyFamilies() {
   static const std::vector<std::string> kFamilies = {
       rocksdb::kDefaultColumnFamilyName, std::string(kEventsFamily), std::string(kTxnsFamily),
-      std::string(kOutcomesFamily), std::string(kMetaFamily)};
+      std::string(kOutcomesFamily),      std::string(kMetaFamily),   std::string(kXidsFamily)};
   return kFamilies;
 }
 
@@ -138,6 +138,15 @@ Status FromRocks(const rocksdb::Status& status, std::string_view context) {
   return Status::Unavailable(message);
 }
 
+Status WriteSynced(const Store& store, rocksdb::WriteBatch* wb, std::string_view what) {
+  if (wb->Count() == 0) return Status::Ok();
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  const rocksdb::Status s = store.db()->Write(sync, wb);
+  if (!s.ok()) return FromRocks(s, fmt::format("{} in {}", what, store.dir()));
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
   if (dir.empty()) return Status::InvalidArgument("the log needs a directory (--data-dir)");
   std::error_code ec;
@@ -190,6 +199,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
   store->txns_ = store->handles_[2];
   store->outcomes_ = store->handles_[3];
   store->meta_ = store->handles_[4];
+  store->xids_ = store->handles_[5];
 
   if (write_marker) {
     rocksdb::WriteOptions sync;

@@ -225,10 +225,18 @@ Result<std::unique_ptr<ReadModel>> ReadModel::Open(const ReadModelOptions& optio
                                                    log::EventLog& log, const Clock& clock) {
   if (options.batch_events == 0 || options.poll_interval_ms <= 0 ||
       options.retention_interval_ms <= 0 || options.event_retention_ms < 0 ||
-      options.summary_retention_ms < 0 || options.stuck_after_ms < 0) {
+      options.summary_retention_ms < 0 || options.xid_retention_ms < 0 ||
+      options.stuck_after_ms < 0) {
     return Status::InvalidArgument(
         "read model options: batch_events, poll_interval_ms and retention_interval_ms must be "
         "positive, retentions and stuck_after_ms not negative");
+  }
+  if (options.xid_retention_ms > 0 && options.summary_retention_ms > 0 &&
+      options.xid_retention_ms < options.summary_retention_ms) {
+    return Status::InvalidArgument(fmt::format(
+        "read model options: xid_retention_ms ({}) is shorter than summary_retention_ms ({}); "
+        "an xid must stay known at least as long as its summary",
+        options.xid_retention_ms, options.summary_retention_ms));
   }
   Result<std::unique_ptr<Views>> views = Views::Open(options.dir);
   if (!views.ok()) return views.status();

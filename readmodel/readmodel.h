@@ -45,10 +45,16 @@
 //     copy, and its share of the counters moves to an archive that a rebuild keeps.
 //   - summaries: once END is older than max(summary_retention_ms, event_retention_ms) and its
 //     events are gone, the summary and its index entries are deleted, and so is the log's outcomes
-//     record of the xid (from then on the xid is unknown: QueryOutcome answers ABORT and a Submit
-//     with that xid starts a new transaction). Counters and histograms keep it.
-//   0 disables either. With event retention off nothing leaves the log and summaries stay too:
-//   the read model always holds a summary of every transaction whose events are in the log.
+//     record of the xid, which the log then remembers as used (EventLog::FindUsedXid: its mode,
+//     outcome and END time). Counters and histograms keep it.
+//   - xids: once END is older than xid_retention_ms, the log forgets the xid
+//     (EventLog::ExpireXids; from then on QueryOutcome answers ABORT and a Submit with that xid
+//     starts a new transaction).
+//   0 disables any of them. With event retention off nothing leaves the log, summaries stay too
+//   and remembered xids are not expired (a follower's read model runs so: the leader's deletions
+//   reach its log through Raft): the read model always holds a summary of every transaction whose
+//   events are in the log. Each kind deletes at most kMaxChunksPerPass x kRetentionChunk
+//   (retention.cpp) per pass; the rest waits for the next pass.
 //
 // Rebuild: wipes every view except the summaries whose events retention deleted (and the archived
 // counters), then re-projects the log from its first retained lsn. The answers afterwards are the
@@ -101,6 +107,10 @@ struct ReadModelOptions {
   int64_t event_retention_ms = 24 * kHourMs;
   // Summary retention after END, milliseconds; 0 keeps summaries forever. Default 7 days.
   int64_t summary_retention_ms = 7 * 24 * kHourMs;
+  // How long after END the log remembers an xid whose summary expired, milliseconds; 0 =
+  // forever. At least summary_retention_ms unless either is 0 (Open refuses it otherwise).
+  // Default 30 days.
+  int64_t xid_retention_ms = 30 * 24 * kHourMs;
   // Time between retention passes, milliseconds. Default 10 s.
   int64_t retention_interval_ms = 10'000;
   // A decided transaction not finished after this long is listed by Attention, ms. Default 30 s.
@@ -120,6 +130,7 @@ struct RetentionResult {
   uint64_t transactions_purged = 0;  // transactions whose events left the log
   uint64_t events_purged = 0;        // event records deleted from the log
   uint64_t summaries_expired = 0;    // summaries (and log outcomes) deleted
+  uint64_t xids_expired = 0;         // remembered xids the log forgot
 };
 
 // Completes a Watch: called once, on the caller's thread (immediate answer) or the projector's.

@@ -1,4 +1,5 @@
-// Views: retention — deleting old events from the log, and old summaries from the views.
+// Views: retention — deleting old events from the log, old summaries from the views, and old
+// remembered xids from the log.
 //
 // Order of effects, so that a crash between them is harmless: the log's deletion comes first
 // (Purge is idempotent), then the views record it. A pass that crashes in between is repeated by
@@ -59,6 +60,18 @@ Result<std::vector<v1::SummaryRecord>> Due(rocksdb::DB* db, std::string_view pre
   db->ReleaseSnapshot(snapshot);
   if (!status.ok()) return status;
   return out;
+}
+
+// Has the log forget the xids that finished at or before cutoff_ms, a bounded number per pass.
+Result<uint64_t> ExpireXids(log::EventLog& log, int64_t cutoff_ms) {
+  uint64_t total = 0;
+  for (size_t chunk = 0; chunk < kMaxChunksPerPass; ++chunk) {
+    Result<log::XidExpiryResult> expired = log.ExpireXids(cutoff_ms, kRetentionChunk);
+    if (!expired.ok()) return expired.status();
+    total += expired->expired;
+    if (expired->expired + expired->skipped < kRetentionChunk) break;
+  }
+  return total;
 }
 
 }  // namespace
@@ -176,13 +189,19 @@ Result<RetentionResult> Views::Retention(log::EventLog& log, const ReadModelOpti
       if (!summaries.ok()) return summaries.status();
       result.summaries_expired = summaries->summaries_expired;
     }
+    if (options.xid_retention_ms > 0) {
+      Result<uint64_t> xids = ExpireXids(log, now_unix_ms - options.xid_retention_ms);
+      if (!xids.ok()) return xids.status();
+      result.xids_expired = *xids;
+    }
   }
   TREATY_RETURN_IF_ERROR(DropOldRateBuckets(now_unix_ms));
-  if (result.transactions_purged > 0 || result.summaries_expired > 0) {
+  if (result.transactions_purged > 0 || result.summaries_expired > 0 || result.xids_expired > 0) {
     spdlog::info(
         "read model: retention purged the events of {} transactions ({} events), "
-        "expired {} summaries",
-        result.transactions_purged, result.events_purged, result.summaries_expired);
+        "expired {} summaries and {} remembered xids",
+        result.transactions_purged, result.events_purged, result.summaries_expired,
+        result.xids_expired);
   }
   return result;
 }

@@ -53,6 +53,10 @@ struct World::Incarnation final : Clock,
   Result<std::optional<v1::TxnRecord>> Find(std::string_view xid) const override {
     return world.log_.Find(id, xid);
   }
+  // The simulated log keeps every record (no retention).
+  Result<std::optional<v1::Outcome>> RememberedOutcome(std::string_view) const override {
+    return std::optional<v1::Outcome>();
+  }
   // TransportPort.
   void Send(driver::Request request, std::function<void(Result<std::string>)> done) override {
     world.Send(id, std::move(request), std::move(done));

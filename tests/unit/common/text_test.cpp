@@ -39,5 +39,23 @@ TEST(TextTest, Rfc3339TimesWithFractionsAndOffsets) {
   }
 }
 
+TEST(TextTest, DurationsAreFormattedInTheLargestExactUnit) {
+  EXPECT_EQ(FormatDurationMs(0), "0");
+  EXPECT_EQ(FormatDurationMs(30 * 86'400'000LL), "30d");
+  EXPECT_EQ(FormatDurationMs(36 * 3'600'000LL), "36h");
+  EXPECT_EQ(FormatDurationMs(90'000), "90s");
+  EXPECT_EQ(FormatDurationMs(1500), "1500ms");
+  for (int64_t ms : {int64_t{1}, int64_t{61'000}, int64_t{7} * 86'400'000}) {
+    EXPECT_EQ(*ParseDurationMs(FormatDurationMs(ms), false), ms) << ms;
+  }
+}
+
+TEST(TextTest, Rfc3339FormattingRoundTrips) {
+  EXPECT_EQ(FormatRfc3339Ms(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatRfc3339Ms(1767366245123), "2026-01-02T15:04:05.123Z");
+  EXPECT_EQ(FormatRfc3339Ms(-1), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(ParseRfc3339Ms(FormatRfc3339Ms(1767366245007)), 1767366245007);
+}
+
 }  // namespace
 }  // namespace treaty

@@ -205,6 +205,55 @@ TEST_F(ClusterLogTest, NodeWithAnEmptyDirectoryCatchesUpThroughASnapshot) {
   }
 }
 
+// Retention's remembered xids are replicated like the purges that write them: every node holds
+// the same xids records, an expiry decided by the leader deletes them everywhere, and a node that
+// catches up through a snapshot (its entries truncated away) gets them from the snapshot.
+TEST_F(ClusterLogTest, RememberedXidsReachEveryNodeAndASnapshotRestoredOne) {
+  snapshot_threshold_ = 16;
+  for (int i = 0; i < kNodes; ++i) StartNode(i);
+  std::optional<int> leader = WaitLeader();
+  ASSERT_TRUE(leader.has_value());
+  EventLog& lead = *logs_[static_cast<size_t>(*leader)];
+  const int lost = (*leader + 1) % kNodes;
+  const int follower = (*leader + 2) % kNodes;
+  logs_[static_cast<size_t>(lost)].reset();
+  std::filesystem::remove_all(dir_.Sub("n" + std::to_string(lost + 1)));
+
+  CommitMany(lead, 5, "r");  // END at 3000
+  ASSERT_TRUE(AppendAndWait(lead, {Begun("old"), Decided("old", v1::ABORT), Ended("old", 2000)})
+                  .status.ok());
+  std::vector<PurgeRequest> drops = {{"old", {}, true, 10'000}};
+  for (int k = 0; k < 5; ++k) drops.push_back({"r" + std::to_string(k), {}, true, 10'000});
+  auto purged = lead.Purge(drops);
+  ASSERT_TRUE(purged.ok()) << purged.status().ToString();
+  EXPECT_EQ(purged->outcomes_deleted, 6u);
+  auto expired = lead.ExpireXids(2500, 100);
+  ASSERT_TRUE(expired.ok()) << expired.status().ToString();
+  EXPECT_EQ(expired->expired, 1u) << "only xid=old finished at or before the cutoff";
+
+  const uint64_t last = CommitMany(lead, 40, "s");  // snapshots and truncates the Raft log
+  StartNode(lost);
+  for (int i = 0; i < kNodes; ++i) {
+    ASSERT_TRUE(WaitLsn(i, last)) << "node " << i + 1 << " did not catch up";
+    EventLog& node = *logs_[static_cast<size_t>(i)];
+    for (int k = 0; k < 5; ++k) {
+      const std::string xid = "r" + std::to_string(k);
+      auto used = node.FindUsedXid(xid);
+      ASSERT_TRUE(used.ok()) << used.status().ToString();
+      ASSERT_TRUE(used->has_value()) << "node " << i + 1 << " does not remember " << xid;
+      EXPECT_EQ((*used)->outcome, UsedXid::Outcome::kCommitted);
+      EXPECT_EQ((*used)->finished_unix_ms, 3000);
+      EXPECT_FALSE(node.Find(xid)->has_value()) << "node " << i + 1 << " kept the outcome";
+    }
+    auto old = node.FindUsedXid("old");
+    ASSERT_TRUE(old.ok());
+    EXPECT_FALSE(old->has_value()) << "node " << i + 1 << " kept an expired xid";
+  }
+  // The expiry is the leader's decision: a follower refuses to make one.
+  auto refused = logs_[static_cast<size_t>(follower)]->ExpireXids(10'000, 100);
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable) << refused.status().ToString();
+}
+
 TEST_F(ClusterLogTest, MinorityRefusesToDecide) {
   for (int i = 0; i < kNodes; ++i) StartNode(i);
   std::optional<int> leader = WaitLeader();

@@ -87,14 +87,17 @@ TEST_F(PurgeTest, LeavesLsnsOfOtherTransactionsAlone) {
   EXPECT_EQ(Lsns(*log_), (std::vector<uint64_t>{1, 2, 4, 5, 6, 7, 8, 9}));
 }
 
-TEST_F(PurgeTest, DroppingTheOutcomeForgetsTheXid) {
+TEST_F(PurgeTest, DroppingTheOutcomeMovesTheXidFromFindToFindUsedXid) {
   auto r = log_->Purge({{"done", {1, 2, 3}, true, 5000}});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->outcomes_deleted, 1u);
   auto found = log_->Find("done");
   ASSERT_TRUE(found.ok());
   EXPECT_FALSE(found->has_value());
-  // The xid can be begun again (a new transaction).
+  auto used = log_->FindUsedXid("done");
+  ASSERT_TRUE(used.ok()) << used.status().ToString();
+  EXPECT_TRUE(used->has_value()) << "a dropped outcome leaves the xid remembered";
+  // The log itself does not refuse to begin it again: that is the coordinator's decision.
   EXPECT_TRUE(AppendAndWait(*log_, {Begun("done")}).status.ok());
 }
 

@@ -1,5 +1,6 @@
 // Retention: only finished transactions past their retention lose their events; summaries and
-// counters survive; summaries and log outcomes expire later; rebuilds keep what retention moved.
+// counters survive; summaries and log outcomes expire later, the log then remembers the xids until
+// their own retention; rebuilds keep what retention moved.
 
 #include <gtest/gtest.h>
 
@@ -23,6 +24,12 @@ ReadModelOptions Retention(int64_t events_ms, int64_t summaries_ms) {
   ReadModelOptions options;
   options.event_retention_ms = events_ms;
   options.summary_retention_ms = summaries_ms;
+  return options;
+}
+
+ReadModelOptions Retention(int64_t events_ms, int64_t summaries_ms, int64_t xids_ms) {
+  ReadModelOptions options = Retention(events_ms, summaries_ms);
+  options.xid_retention_ms = xids_ms;
   return options;
 }
 
@@ -112,7 +119,11 @@ TEST_F(RetentionTest, SummariesAndLogOutcomesExpireAfterTheSummaryRetention) {
     auto outcome = f_.log->Find(xid);
     ASSERT_TRUE(outcome.ok());
     EXPECT_FALSE(outcome->has_value()) << xid << ": its log outcome expires with the summary";
+    auto used = f_.log->FindUsedXid(xid);
+    ASSERT_TRUE(used.ok());
+    EXPECT_TRUE(used->has_value()) << xid << ": the log remembers the xid after its outcome";
   }
+  EXPECT_EQ(result->xids_expired, 0u) << "the default xid retention is 30 days";
   auto recent = f_.model->Get("recent");
   ASSERT_TRUE(recent.ok());
   EXPECT_TRUE(recent->has_value()) << "recent's summary is younger than 30 minutes";
@@ -154,6 +165,57 @@ TEST_F(RetentionTest, NewEventsAfterAFullPurgeContinueTheLsnSequence) {
   ASSERT_TRUE(f_.model->CatchUp().ok());
   auto after = f_.model->Get("after");
   ASSERT_TRUE(after.ok() && after->has_value()) << "the read model follows the new events";
+}
+
+class XidRetentionTest : public RetentionTest {
+ protected:
+  XidRetentionTest() : RetentionTest(Retention(5 * kMinute, 30 * kMinute, 60 * kMinute)) {}
+
+  bool Remembered(const std::string& xid) {
+    auto used = f_.log->FindUsedXid(xid);
+    EXPECT_TRUE(used.ok()) << used.status().ToString();
+    return used.ok() && used->has_value();
+  }
+};
+
+TEST_F(XidRetentionTest, TheLogForgetsAnXidOnlyOnceTheXidRetentionPassed) {
+  ASSERT_TRUE(f_.model->RunRetention().ok());
+  f_.clock.AdvanceMs(25 * kMinute);  // old ones ended 35 minutes ago: summaries expire
+  auto result = f_.model->RunRetention();
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->summaries_expired, 2u);
+  EXPECT_TRUE(Remembered("old-commit"));
+  EXPECT_TRUE(Remembered("old-abort"));
+
+  f_.clock.AdvanceMs(24 * kMinute);  // 59 minutes: not yet
+  result = f_.model->RunRetention();
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->xids_expired, 0u);
+  EXPECT_TRUE(Remembered("old-commit"));
+
+  f_.clock.AdvanceMs(2 * kMinute);  // 61 minutes: forgotten; recent ended 52 minutes ago
+  result = f_.model->RunRetention();
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->xids_expired, 2u);
+  EXPECT_FALSE(Remembered("old-commit"));
+  EXPECT_FALSE(Remembered("old-abort"));
+  EXPECT_TRUE(Remembered("recent"));
+  auto unknown = f_.log->Find("old-commit");
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_FALSE(unknown->has_value());
+}
+
+TEST(RetentionOptionsTest, AnXidRetentionShorterThanTheSummaryRetentionIsRefused) {
+  Fixture f;
+  ReadModelOptions options = Retention(kMinute, 30 * kMinute, 10 * kMinute);
+  options.dir = f.tmp.Sub("other-readmodel");
+  auto refused = ReadModel::Open(options, *f.log, f.clock);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("xid_retention_ms"), std::string::npos)
+      << refused.status().ToString();
+  options.xid_retention_ms = 0;  // remembered forever: fine
+  EXPECT_TRUE(ReadModel::Open(options, *f.log, f.clock).ok());
 }
 
 class NoEventRetentionTest : public RetentionTest {

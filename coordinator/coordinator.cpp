@@ -97,6 +97,7 @@ void Coordinator::Impl::StartDrivers() {
   saga_hooks.fatal = fatal;
   saga_hooks.changed = changed;
   sagas = std::make_unique<driver::SagaDriver>(options.saga, ports, std::move(saga_hooks));
+  service_wait = std::make_unique<ServiceWait>(clock.NowMs(), registry->lease_ms());
 }
 
 uint64_t Coordinator::Impl::AddWaiter(Asked asked, net::Responder respond) {
@@ -151,6 +152,7 @@ void Coordinator::Impl::Fatal(const Status& s) {
         Status::Unavailable("leadership lost; outcome unknown, retry with the same xid");
     for (auto& [client, waiter] : waiting) waiter.respond(unknown);
     waiting.clear();
+    for (auto& resume : service_wait->TakeAll()) resume();  // answered: shutting down
     return;
   }
   spdlog::critical("coordinator stopping: {}", s.ToString());

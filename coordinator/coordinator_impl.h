@@ -23,6 +23,7 @@
 #include "coordinator/metrics.h"
 #include "coordinator/read_side.h"
 #include "coordinator/registry.h"
+#include "coordinator/service_wait.h"
 #include "driver/saga_driver.h"
 #include "driver/twopc_driver.h"
 #include "log/log.h"
@@ -63,6 +64,8 @@ struct Coordinator::Impl {
   std::unique_ptr<net::RpcServer> server;
   std::unique_ptr<AdminServer> admin;
   std::unique_ptr<resilience::KeyedTokenBuckets> admission;
+  // New submissions waiting for their services to register with this leader (service_wait.h).
+  std::unique_ptr<ServiceWait> service_wait;
   // Clients waiting for the drivers' replies, by client id: the responder and what it asked.
   enum class Asked { kSubmit, kSubmitSaga, kResolve };
   struct Waiter {
@@ -105,7 +108,13 @@ struct Coordinator::Impl {
   Status CheckXid(const std::string& xid);
   // Counts a new submission's admission (s OK) or refusal, and returns s.
   Status Counted(const std::string& xid, Status s);
-  void HandleSubmit(v1::SubmitRequest req, net::Responder respond);
+  // waited: it was held for its services already (service_wait.h) and is not held again.
+  void HandleSubmit(v1::SubmitRequest req, net::Responder respond, bool waited = false);
+  // Holds a new submission that names services this leader has not heard from yet, during its
+  // first lease period (service_wait.h): resume runs once, when they registered or after at most
+  // budget_ms. False if it is not held (resume is not called).
+  bool HoldForServices(const std::vector<std::string>& services, int64_t budget_ms,
+                       std::function<void()> resume);
   // Admission: the global bound on transactions in flight, then the client's token bucket.
   // services: those the transaction touches (empty names are left to the cores' validation).
   Status Admit(const std::vector<std::string>& services, const std::string& client_id);
@@ -115,7 +124,7 @@ struct Coordinator::Impl {
   // The same for every step of a new saga (recorded in SagaBegun).
   Status ChooseInstances(const std::string& xid, v1::SagaDefinition& saga);
   Result<std::string> PickInstance(const std::string& service, const std::string& key);
-  void HandleSubmitSaga(v1::SubmitSagaRequest req, net::Responder respond);
+  void HandleSubmitSaga(v1::SubmitSagaRequest req, net::Responder respond, bool waited = false);
   void HandleResolve(const v1::ResolveRequest& req, net::Responder respond);
   void HandleQueryOutcome(const v1::QueryOutcomeRequest& req, net::Responder respond);
   // Why a leader-only request is refused now, or OK. In a cluster, a deposed leader must not

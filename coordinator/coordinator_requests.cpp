@@ -2,6 +2,8 @@
 // registrations and outcome queries, and the RPC handlers that dispatch to them.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "coordinator/coordinator_impl.h"
 #include "coordinator/resolve.h"
 #include "coordinator/transactions.h"
@@ -27,12 +29,46 @@ Status Coordinator::Impl::Counted(const std::string& xid, Status s) {
   return Status::Ok();
 }
 
-void Coordinator::Impl::HandleSubmit(v1::SubmitRequest req, net::Responder respond) {
+bool Coordinator::Impl::HoldForServices(const std::vector<std::string>& services, int64_t budget_ms,
+                                        std::function<void()> resume) {
+  std::vector<std::string> unknown;
+  for (const std::string& s : services) {
+    if (!s.empty() && !registry->Known(s) &&
+        std::find(unknown.begin(), unknown.end(), s) == unknown.end()) {
+      unknown.push_back(s);
+    }
+  }
+  const int64_t wait_ms = service_wait->WaitMs(unknown, budget_ms, clock.NowMs());
+  if (wait_ms <= 0) return false;
+  std::string names;
+  for (const std::string& s : unknown) names += (names.empty() ? "" : ", ") + s;
+  spdlog::info("a submission waits up to {} ms for {} to register with this leader", wait_ms,
+               names);
+  const uint64_t id = service_wait->Hold(std::move(unknown), std::move(resume));
+  timers->After(wait_ms, [this, id] {
+    if (auto expired = service_wait->Expire(id)) expired();
+  });
+  return true;
+}
+
+void Coordinator::Impl::HandleSubmit(v1::SubmitRequest req, net::Responder respond, bool waited) {
+  if (stopped) return respond(Status::Unavailable("coordinator is shutting down"));
   if (req.xid().empty()) req.set_xid(NewXid(random, "tx"));
   if (Status s = CheckXid(req.xid()); !s.ok()) return respond(s);
   if (sagas->Holds(req.xid())) {
     respond(Status::AlreadyExists("xid " + req.xid() + " is used by a saga"));
     return;
+  }
+  if (!waited && !twopc->Holds(req.xid())) {
+    std::vector<std::string> services;
+    for (const auto& b : req.branches()) services.push_back(b.service());
+    const int64_t budget_ms = req.prepare_timeout_ms() != 0
+                                  ? req.prepare_timeout_ms()
+                                  : options.core.default_prepare_timeout_ms;
+    auto resume = [this, req, respond]() mutable {
+      HandleSubmit(std::move(req), std::move(respond), /*waited=*/true);
+    };
+    if (HoldForServices(services, budget_ms, resume)) return;
   }
   twopc::Submit in;
   in.xid = req.xid();
@@ -112,12 +148,22 @@ Result<std::string> Coordinator::Impl::PickInstance(const std::string& service,
                                    std::to_string(options.caller.breaker.reset_timeout_ms) + " ms");
 }
 
-void Coordinator::Impl::HandleSubmitSaga(v1::SubmitSagaRequest req, net::Responder respond) {
+void Coordinator::Impl::HandleSubmitSaga(v1::SubmitSagaRequest req, net::Responder respond,
+                                         bool waited) {
+  if (stopped) return respond(Status::Unavailable("coordinator is shutting down"));
   if (req.xid().empty()) req.set_xid(NewXid(random, "saga"));
   if (Status s = CheckXid(req.xid()); !s.ok()) return respond(s);
   if (twopc->Holds(req.xid())) {
     respond(Status::AlreadyExists("xid " + req.xid() + " is used by a 2PC transaction"));
     return;
+  }
+  if (!waited && !sagas->Holds(req.xid())) {
+    std::vector<std::string> services;
+    for (const auto& step : req.saga().steps()) services.push_back(step.service());
+    auto resume = [this, req, respond]() mutable {
+      HandleSubmitSaga(std::move(req), std::move(respond), /*waited=*/true);
+    };
+    if (HoldForServices(services, options.core.default_prepare_timeout_ms, resume)) return;
   }
   saga::Submit in;
   in.xid = req.xid();
@@ -179,6 +225,8 @@ Status Coordinator::Impl::Refusal() const {
 Result<std::string> Coordinator::Impl::HandleRegister(const v1::RegisterRequest& req) {
   TREATY_RETURN_IF_ERROR(registry->Register(req.service(), req.address(), req.weight(),
                                             clock.NowMs(), clock.UnixMs()));
+  // The registration is durable: submissions waiting for this service go on (after this reply).
+  for (auto& resume : service_wait->Registered(req.service())) asio::post(io(), std::move(resume));
   v1::RegisterResponse resp;
   resp.set_lease_ms(static_cast<uint32_t>(registry->lease_ms()));
   return resp.SerializeAsString();

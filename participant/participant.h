@@ -102,7 +102,11 @@ struct ParticipantOptions {
   // Directory of the participant's RocksDB database; created if missing. Required.
   std::string data_dir;
   // Period of coordinator.Register calls, milliseconds, both while registration keeps failing and
-  // after it succeeded (a restarted coordinator learns the address again). Default 2000.
+  // after it succeeded (a restarted coordinator learns the address again). A Register call
+  // succeeds only once the coordinator's log holds the registration durably (in a cluster:
+  // committed by the Raft majority), so a participant counts itself registered only then; a new
+  // leader that has not heard from it yet holds submissions naming its service during its first
+  // lease period. Default 2000.
   int64_t register_interval_ms = 2000;
   // A branch prepared longer than this without a decision is in doubt and its outcome is asked
   // from the coordinator, milliseconds. Branches found prepared at Start are in doubt at once.
@@ -233,7 +237,7 @@ struct ParticipantStats {
   uint64_t syncs = 0;               // WAL syncs (at most one per round)
   uint64_t in_doubt_queries = 0;    // coordinator.QueryOutcome calls made
   uint64_t resolved_in_doubt = 0;   // branches committed or aborted through QueryOutcome
-  uint64_t registrations = 0;       // successful coordinator.Register calls
+  uint64_t registrations = 0;       // successful (durable) coordinator.Register calls
   uint64_t null_compensations = 0;  // compensations recorded before their action arrived
   uint64_t late_actions_refused = 0;  // actions refused because their compensation came first
   size_t prepared = 0;                // branches currently PREPARED

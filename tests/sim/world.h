@@ -39,8 +39,8 @@ namespace treaty::sim {
 
 struct WorldOptions {
   int nodes = 1;  // 1: a single treatyd; 3: a cluster
-  int transactions = 6;
-  int sagas = 4;
+  int transactions = 8;
+  int sagas = 5;
   int services = 3;
   int max_branches = 3;
   int max_steps = 4;

@@ -177,10 +177,12 @@ void World::OperatorRound() {
       continue;
     }
     // The documented procedure: a STUCK saga makes no more calls, but a request sent before it
-    // got stuck may still be on its way; wait longer than any request can take, then act.
-    constexpr int64_t kSettleMs = 500;
+    // got stuck may still be on its way (a slow network: up to ~450 ms here), and in a cluster a
+    // deposed leader that does not know it yet may still send compensations (up to ~1.4 s here):
+    // wait longer than either, then act.
+    const int64_t settle_ms = options_.nodes > 1 ? 2000 : 500;
     const int64_t since = stuck_since_.emplace(c.xid, Now()).first->second;
-    if (Now() - since < kSettleMs) continue;
+    if (Now() - since < settle_ms) continue;
     stuck_since_.erase(c.xid);
     ++result_.stats.resolves;
     // A step still to compensate (COMPENSATING, or about to be: its compensation may be held
